@@ -1,0 +1,28 @@
+//! tether: a multi-user IRC bouncer.
+//!
+//! # Layout
+//!
+//! - [`proto`]: the IRC wire protocol (messages, line codec, casemapping,
+//!   ISUPPORT, SASL framing, server-time). No I/O.
+//! - [`config`]: the scfg parser and the typed, validated configuration.
+//! - [`db`]: SQLite persistence; one thread owns the write connection.
+//! - [`auth`]: password hashing (argon2id) and verification (argon2, bcrypt).
+//! - [`server`]: listeners (TCP, TLS, unix, admin socket), accept loop,
+//!   connection limit, TLS certificate reload, shutdown.
+//! - [`conn`]: the reader and writer pump tasks of one connection.
+//! - [`user`]: the per-user actor that owns all of a user's state.
+//! - [`upstream`]: tether as an IRC client: dial, register, track state.
+//! - [`downstream`]: tether as an IRC server: registration, auth, burst,
+//!   per-client filtering and command handlers.
+//! - [`service`]: BouncerServ, the administration service.
+
+pub mod auth;
+pub mod config;
+pub mod conn;
+pub mod db;
+pub mod downstream;
+pub mod proto;
+pub mod server;
+pub mod service;
+pub mod upstream;
+pub mod user;

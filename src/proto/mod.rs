@@ -1,0 +1,1 @@
+//! The IRC wire protocol: no I/O, no tokio.
