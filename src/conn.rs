@@ -1,1 +1,361 @@
-//! stub
+//! The reader and writer pumps of one connection.
+//!
+//! A connection is split in two halves. The reader half is read through a
+//! [`LineReader`] (framing only); the writer half is owned by a writer task
+//! fed by a bounded queue ([`Writer`]). No protocol logic lives here.
+//!
+//! Full-queue policy: the owner of a [`Writer`] uses [`Writer::try_send`],
+//! which never waits. When it reports [`SendError::Full`] the owner decides
+//! (the user actor disconnects a slow client). Writes that stall longer than
+//! the write timeout end the connection.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::proto::codec::{LineDecoder, encode_line};
+use crate::proto::{Frame, Message};
+
+/// A boxed read half of any transport (TCP, TLS, unix).
+pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+/// A boxed write half of any transport.
+pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// How long one write may block before the peer is considered dead.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the final line (ERROR or QUIT) may take when closing.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads frames from a byte stream.
+pub struct LineReader {
+    inner: BoxRead,
+    buf: BytesMut,
+    decoder: LineDecoder,
+    eof: bool,
+}
+
+impl LineReader {
+    /// A reader accepting lines of at most `max_len` bytes.
+    pub fn new(inner: BoxRead, max_len: usize) -> LineReader {
+        LineReader {
+            inner,
+            buf: BytesMut::with_capacity(1024),
+            decoder: LineDecoder::new(max_len),
+            eof: false,
+        }
+    }
+
+    /// The next frame, or `None` at end of stream.
+    pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            if let Some(frame) = self.decoder.decode(&mut self.buf) {
+                return Ok(Some(frame));
+            }
+            if self.eof {
+                return Ok(self.decoder.decode_eof(&mut self.buf));
+            }
+            self.buf.reserve(4096);
+            let n = self.inner.read_buf(&mut self.buf).await?;
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+    }
+}
+
+/// Why a line could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The queue is full: the peer is not reading fast enough.
+    Full,
+    /// The writer has stopped.
+    Closed,
+}
+
+/// Token-bucket flood control for lines sent to an IRC server.
+#[derive(Debug, Clone, Copy)]
+pub struct FloodControl {
+    /// Lines that may be sent back to back.
+    pub burst: u32,
+    /// Time to earn one more line.
+    pub interval: Duration,
+}
+
+impl FloodControl {
+    /// Conservative defaults that stay under common servers' flood limits.
+    pub const UPSTREAM: FloodControl = FloodControl {
+        burst: 10,
+        interval: Duration::from_millis(1000),
+    };
+}
+
+/// Options of a writer task.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    /// Capacity of the queue, in lines.
+    pub capacity: usize,
+    /// Flood control applied to the normal queue (the priority queue is
+    /// never throttled).
+    pub flood: Option<FloodControl>,
+}
+
+/// Handle to a connection's writer task.
+#[derive(Clone)]
+pub struct Writer {
+    normal: mpsc::Sender<Arc<str>>,
+    priority: mpsc::Sender<Arc<str>>,
+    cancel: CancellationToken,
+    final_line: Arc<Mutex<Option<String>>>,
+}
+
+impl Writer {
+    /// Queue a line (without CRLF). Never waits.
+    pub fn try_send(&self, line: impl Into<Arc<str>>) -> Result<(), SendError> {
+        queue(&self.normal, line.into())
+    }
+
+    /// Queue a line that skips flood control and the normal queue (PONG).
+    pub fn try_send_priority(&self, line: impl Into<Arc<str>>) -> Result<(), SendError> {
+        queue(&self.priority, line.into())
+    }
+
+    /// Serialize and queue a message.
+    pub fn send_msg(&self, msg: &Message) -> Result<(), SendError> {
+        self.try_send(msg.to_string())
+    }
+
+    /// Close now: pending lines are dropped, `final_line` (such as
+    /// `ERROR :reason` or `QUIT :bye`) is written if the peer accepts it
+    /// within a short time, and the connection's reader is cancelled too.
+    pub fn close(&self, final_line: Option<String>) {
+        if let Ok(mut slot) = self.final_line.lock()
+            && slot.is_none()
+        {
+            *slot = final_line;
+        }
+        self.cancel.cancel();
+    }
+
+    /// The token cancelled when this connection closes; the reader watches it.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// True once the connection is closing or closed.
+    pub fn is_closed(&self) -> bool {
+        self.cancel.is_cancelled() || self.normal.is_closed()
+    }
+}
+
+fn queue(tx: &mpsc::Sender<Arc<str>>, line: Arc<str>) -> Result<(), SendError> {
+    tx.try_send(line).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => SendError::Full,
+        mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+    })
+}
+
+/// Start the writer task for `sink`.
+pub fn spawn_writer(sink: BoxWrite, opts: WriterOptions) -> (Writer, JoinHandle<()>) {
+    let (normal_tx, normal_rx) = mpsc::channel(opts.capacity.max(1));
+    let (priority_tx, priority_rx) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let final_line = Arc::new(Mutex::new(None));
+    let writer = Writer {
+        normal: normal_tx,
+        priority: priority_tx,
+        cancel: cancel.clone(),
+        final_line: final_line.clone(),
+    };
+    let task = WriterTask {
+        sink,
+        normal: normal_rx,
+        priority: priority_rx,
+        cancel,
+        final_line,
+        bucket: opts.flood.map(Bucket::new),
+    };
+    let handle = tokio::spawn(task.run());
+    (writer, handle)
+}
+
+struct Bucket {
+    flood: FloodControl,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(flood: FloodControl) -> Bucket {
+        Bucket {
+            flood,
+            tokens: f64::from(flood.burst),
+            last: Instant::now(),
+        }
+    }
+
+    /// Time to wait before one line may be sent (zero if a token is there).
+    fn wait_time(&mut self) -> Duration {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() / self.flood.interval.as_secs_f64();
+        self.tokens = (self.tokens + earned).min(f64::from(self.flood.burst));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            self.flood.interval.mul_f64(1.0 - self.tokens)
+        }
+    }
+
+    fn take(&mut self) {
+        self.tokens -= 1.0;
+    }
+}
+
+struct WriterTask {
+    sink: BoxWrite,
+    normal: mpsc::Receiver<Arc<str>>,
+    priority: mpsc::Receiver<Arc<str>>,
+    cancel: CancellationToken,
+    final_line: Arc<Mutex<Option<String>>>,
+    bucket: Option<Bucket>,
+}
+
+enum Next {
+    Cancelled,
+    Line(Arc<str>),
+    Priority(Arc<str>),
+    Done,
+}
+
+impl WriterTask {
+    async fn run(mut self) {
+        let mut out = BytesMut::with_capacity(4096);
+        loop {
+            let wait = self.bucket.as_mut().map_or(Duration::ZERO, Bucket::wait_time);
+            let next = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => Next::Cancelled,
+                line = self.priority.recv() => line.map_or(Next::Done, Next::Priority),
+                line = self.normal.recv(), if wait.is_zero() => line.map_or(Next::Done, Next::Line),
+                _ = tokio::time::sleep(wait), if !wait.is_zero() => continue,
+            };
+            match next {
+                Next::Cancelled => break,
+                Next::Done => {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.shutdown()).await;
+                    return;
+                }
+                Next::Priority(line) => encode_line(&line, &mut out),
+                Next::Line(line) => {
+                    encode_line(&line, &mut out);
+                    if let Some(bucket) = self.bucket.as_mut() {
+                        bucket.take();
+                    } else {
+                        // Without flood control, batch whatever else is
+                        // already queued into one write.
+                        while out.len() < 64 * 1024 {
+                            match self.normal.try_recv() {
+                                Ok(line) => encode_line(&line, &mut out),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+            }
+            let write = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                r = tokio::time::timeout(WRITE_TIMEOUT, self.sink.write_all(&out)) => r,
+            };
+            out.clear();
+            match write {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "write failed");
+                    self.cancel.cancel();
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!("write timed out, closing connection");
+                    self.cancel.cancel();
+                    return;
+                }
+            }
+        }
+        let final_line = self.final_line.lock().ok().and_then(|mut s| s.take());
+        if let Some(line) = final_line {
+            out.clear();
+            encode_line(&line, &mut out);
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.write_all(&out)).await;
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.shutdown()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncBufReadExt;
+
+    #[tokio::test]
+    async fn writer_writes_lines_and_final_line_on_close() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (writer, task) = spawn_writer(
+            Box::new(a),
+            WriterOptions {
+                capacity: 8,
+                flood: None,
+            },
+        );
+        writer.try_send("PING x").expect("queued");
+        writer.close(Some("ERROR :bye".into()));
+        task.await.expect("writer ends");
+        let mut lines = tokio::io::BufReader::new(b).lines();
+        let mut got = Vec::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            got.push(l);
+        }
+        assert_eq!(got.last().map(String::as_str), Some("ERROR :bye"));
+    }
+
+    #[tokio::test]
+    async fn full_queue_is_reported_not_awaited() {
+        // A duplex with a tiny buffer that nobody reads.
+        let (a, _b) = tokio::io::duplex(8);
+        let (writer, _task) = spawn_writer(
+            Box::new(a),
+            WriterOptions {
+                capacity: 2,
+                flood: None,
+            },
+        );
+        let mut full = false;
+        for _ in 0..100 {
+            if writer.try_send("PRIVMSG #a :some text") == Err(SendError::Full) {
+                full = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(full);
+    }
+
+    #[tokio::test]
+    async fn reader_yields_frames_and_eof() {
+        let (mut a, b) = tokio::io::duplex(1024);
+        a.write_all(b"PING 1\r\nfoo\xff\nlast").await.expect("write");
+        drop(a);
+        let mut r = LineReader::new(Box::new(b), 512);
+        assert!(matches!(r.next_frame().await, Ok(Some(Frame::Line { lossy: false, .. }))));
+        assert!(matches!(r.next_frame().await, Ok(Some(Frame::Line { lossy: true, .. }))));
+        assert!(matches!(r.next_frame().await, Ok(Some(Frame::Line { .. }))));
+        assert!(matches!(r.next_frame().await, Ok(None)));
+    }
+}

@@ -1,1 +1,290 @@
-//! stub
+//! The per-user actor.
+//!
+//! One [`UserActor`] task per user owns every piece of that user's state:
+//! its networks (upstream connections and what they track) and its attached
+//! clients. Reader tasks feed it [`UserEvent`]s over one bounded channel;
+//! it writes through each connection's [`Writer`](crate::conn::Writer)
+//! with `try_send` and never waits for a peer.
+//!
+//! Channel policy: the events channel holds [`EVENT_QUEUE`] events. Readers
+//! await a free slot, so a busy actor slows its own upstreams (TCP flow
+//! control) and clients, never anybody else's.
+
+pub mod network;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::conn::SendError;
+use crate::db::{NetworkRecord, UserRecord};
+use crate::downstream::{Attach, ClientId, Downstream};
+use crate::proto::Message;
+use crate::server::Shared;
+use crate::service::ServiceResult;
+use crate::upstream::UpstreamLink;
+
+pub use network::Network;
+
+/// Capacity of a user's events channel.
+pub const EVENT_QUEUE: usize = 1024;
+
+/// Something that happened to one of the user's connections, or a request.
+pub enum UserEvent {
+    /// A client finished registration and authenticated as this user.
+    Attach(Box<Attach>),
+    /// Input from an attached client.
+    Downstream { id: ClientId, event: DownstreamEvent },
+    /// Input from an upstream connection attempt `gen` of network `net`.
+    Upstream {
+        net: i64,
+        gen: u64,
+        event: UpstreamEvent,
+    },
+    /// The backoff delay of a network's reconnection has passed.
+    Reconnect { net: i64, gen: u64 },
+    /// A BouncerServ command from the admin socket (`user run`).
+    Service {
+        words: Vec<String>,
+        reply: oneshot::Sender<ServiceResult>,
+    },
+    /// The result of a global BouncerServ command run for a client.
+    ServiceReply { client: ClientId, result: ServiceResult },
+    /// Stop the actor: close every connection with `reason`.
+    Stop {
+        reason: String,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Input from a client.
+pub enum DownstreamEvent {
+    Line(Message),
+    /// The client sent a line longer than the limit.
+    TooLong,
+    /// The client sent a line that is not valid UTF-8 (its command).
+    InvalidUtf8(String),
+    /// The client sent a line that is not an IRC message.
+    Malformed,
+    Closed,
+}
+
+/// Input from an upstream connection.
+pub enum UpstreamEvent {
+    Connected(UpstreamLink),
+    ConnectFailed(String),
+    Line(Message),
+    /// Nothing arrived for a while: probe the link with a PING.
+    Idle,
+    Closed(Option<String>),
+}
+
+/// Cheap handle to a running user actor.
+#[derive(Clone)]
+pub struct UserHandle {
+    pub id: i64,
+    pub name: String,
+    tx: mpsc::Sender<UserEvent>,
+}
+
+impl UserHandle {
+    /// Deliver an event, waiting for room. False if the actor has stopped.
+    pub async fn send(&self, event: UserEvent) -> bool {
+        self.tx.send(event).await.is_ok()
+    }
+
+    /// The raw sender, for reader tasks.
+    pub fn sender(&self) -> mpsc::Sender<UserEvent> {
+        self.tx.clone()
+    }
+
+    /// Ask the actor to stop and wait until its connections are closed.
+    pub async fn stop(&self, reason: &str) {
+        let (done, wait) = oneshot::channel();
+        let event = UserEvent::Stop {
+            reason: reason.to_string(),
+            done,
+        };
+        if self.send(event).await {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// The actor's state.
+pub struct UserActor {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) record: UserRecord,
+    pub(crate) tx: mpsc::Sender<UserEvent>,
+    pub(crate) networks: BTreeMap<i64, Network>,
+    pub(crate) clients: HashMap<ClientId, Downstream>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+}
+
+/// Start the actor for a user whose networks have been loaded.
+pub fn spawn_user(
+    shared: Arc<Shared>,
+    record: UserRecord,
+    networks: Vec<(NetworkRecord, Vec<crate::db::ChannelRecord>)>,
+) -> (UserHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    let handle = UserHandle {
+        id: record.id,
+        name: record.username.clone(),
+        tx: tx.clone(),
+    };
+    let mut actor = UserActor {
+        shared,
+        record,
+        tx,
+        networks: BTreeMap::new(),
+        clients: HashMap::new(),
+        tasks: Vec::new(),
+    };
+    for (net, channels) in networks {
+        actor.add_network(net, channels);
+    }
+    let span = tracing::info_span!("user", name = %handle.name);
+    let task = tokio::spawn(tracing::Instrument::instrument(actor.run(rx), span));
+    (handle, task)
+}
+
+impl UserActor {
+    async fn run(mut self, mut rx: mpsc::Receiver<UserEvent>) {
+        tracing::debug!("user actor started");
+        let ids: Vec<i64> = self.networks.keys().copied().collect();
+        for id in ids {
+            self.connect_network(id, std::time::Duration::ZERO);
+        }
+        while let Some(event) = rx.recv().await {
+            match event {
+                UserEvent::Attach(attach) => self.on_attach(*attach),
+                UserEvent::Downstream { id, event } => self.on_downstream(id, event).await,
+                UserEvent::Upstream { net, gen, event } => self.on_upstream(net, gen, event),
+                UserEvent::Reconnect { net, gen } => self.on_reconnect_timer(net, gen),
+                UserEvent::Service { words, reply } => {
+                    let result = self.run_service(words, true).await;
+                    let _ = reply.send(result);
+                }
+                UserEvent::ServiceReply { client, result } => {
+                    self.send_service_result(client, result);
+                }
+                UserEvent::Stop { reason, done } => {
+                    self.stop_all(&reason).await;
+                    let _ = done.send(());
+                    break;
+                }
+            }
+            self.tasks.retain(|t| !t.is_finished());
+        }
+        tracing::debug!("user actor stopped");
+    }
+
+    /// Close every connection: clients get `ERROR`, upstreams `QUIT`.
+    async fn stop_all(&mut self, reason: &str) {
+        for client in self.clients.values() {
+            client.writer.close(Some(format!("ERROR :{reason}")));
+        }
+        self.clients.clear();
+        for net in self.networks.values_mut() {
+            net.shutdown(reason);
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        for net in self.networks.values_mut() {
+            if let Some(task) = net.writer_task.take() {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(3), task).await;
+            }
+        }
+    }
+
+    /// Send a message to one client, applying its capability filter. A
+    /// client whose queue is full is disconnected: it is too slow to keep
+    /// up, and it must never stall the actor or the user's other clients.
+    pub(crate) fn send_to(&mut self, id: ClientId, msg: &Message) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let Some(line) = client.render(msg) else {
+            return;
+        };
+        self.deliver_line(id, line);
+    }
+
+    /// Queue an already rendered line for a client.
+    pub(crate) fn deliver_line(&mut self, id: ClientId, line: String) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        match client.writer.try_send(line) {
+            Ok(()) => {}
+            Err(SendError::Full) => {
+                tracing::info!(client = id, "client send queue full, disconnecting");
+                client.writer.close(Some(
+                    "ERROR :Send queue full: client is not reading fast enough".to_string(),
+                ));
+                self.clients.remove(&id);
+            }
+            Err(SendError::Closed) => {
+                self.clients.remove(&id);
+            }
+        }
+    }
+
+    /// The clients bound to a network.
+    pub(crate) fn clients_of(&self, net: Option<i64>) -> Vec<ClientId> {
+        let mut ids: Vec<ClientId> = self
+            .clients
+            .values()
+            .filter(|c| c.network == net)
+            .map(|c| c.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Send a message to every client bound to `net`, except `except`.
+    pub(crate) fn send_to_network_clients(
+        &mut self,
+        net: i64,
+        msg: &Message,
+        except: Option<ClientId>,
+    ) {
+        for id in self.clients_of(Some(net)) {
+            if Some(id) != except {
+                self.send_to(id, msg);
+            }
+        }
+    }
+
+    /// The one path every message relayed from an upstream (or echoed on
+    /// behalf of a client) takes to the user's clients. It stamps the
+    /// server-time once, before fan-out; later features (history rings,
+    /// durable store, notifications) hook in here.
+    pub(crate) fn relay_to_clients(&mut self, net: i64, mut msg: Message, except: Option<ClientId>) {
+        if msg.tag("time").is_none() {
+            msg.set_tag("time", crate::proto::time::now_server_time());
+        }
+        self.send_to_network_clients(net, &msg, except);
+    }
+
+    /// A notice from BouncerServ to every client bound to a network and to
+    /// the bouncer connections.
+    pub(crate) fn service_notice_network(&mut self, net: i64, text: &str) {
+        let targets: Vec<ClientId> = self
+            .clients
+            .values()
+            .filter(|c| c.network == Some(net) || c.network.is_none())
+            .map(|c| c.id)
+            .collect();
+        for id in targets {
+            let nick = self.clients.get(&id).map(|c| c.nick.clone()).unwrap_or_default();
+            let msg = Message::new("NOTICE", [nick, text.to_string()])
+                .with_source(crate::service::SERVICE_SOURCE);
+            self.send_to(id, &msg);
+        }
+    }
+}

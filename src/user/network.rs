@@ -1,0 +1,247 @@
+//! One network's state, owned by the user actor: the saved configuration,
+//! the current upstream link and what tether tracks about the IRC network
+//! (own nick, ISUPPORT, capabilities, channels with topics, modes and
+//! members).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use crate::conn::Writer;
+use crate::db::{ChannelRecord, NetworkRecord};
+use crate::proto::casemap::{CaseMap, CaseMapping};
+use crate::proto::isupport::Isupport;
+
+/// Where the upstream connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Disconnected,
+    Connecting,
+    Registering,
+    Registered,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Disconnected => "disconnected",
+            LinkState::Connecting => "connecting",
+            LinkState::Registering => "registering",
+            LinkState::Registered => "connected",
+        }
+    }
+}
+
+/// A channel the user is in.
+#[derive(Debug, Clone, Default)]
+pub struct Channel {
+    pub name: String,
+    pub topic: Option<String>,
+    pub topic_who: Option<String>,
+    pub topic_time: Option<String>,
+    /// Channel modes as last reported (`+nt`), with parameters.
+    pub modes: Option<String>,
+    pub created: Option<String>,
+    /// Members and their prefix symbols, highest first (`@+`).
+    pub members: CaseMap<String>,
+    /// A NAMES reply is being received (members are replaced at its end).
+    pub names_pending: Option<CaseMap<String>>,
+}
+
+/// One network of the user.
+pub struct Network {
+    pub record: NetworkRecord,
+    /// Generation of the current connection attempt; events of older
+    /// generations are ignored.
+    pub gen: u64,
+    pub state: LinkState,
+    pub link: Option<Writer>,
+    pub writer_task: Option<JoinHandle<()>>,
+    /// Own nick on the network (the wanted nick until 001 says otherwise).
+    pub nick: String,
+    /// Own `user@host`, learned from a JOIN echo.
+    pub user_host: Option<String>,
+    pub isupport: Isupport,
+    pub casemapping: CaseMapping,
+    /// Capabilities the server offered (CAP LS / NEW).
+    pub caps_offered: HashMap<String, Option<String>>,
+    /// Capabilities acknowledged by the server.
+    pub caps_enabled: HashSet<String>,
+    /// CAP LS 302 continuation lines are still arriving.
+    pub cap_ls_pending: bool,
+    /// Registration is waiting for SASL to finish before CAP END.
+    pub sasl_pending: bool,
+    pub channels: CaseMap<Channel>,
+    /// Channels saved in the database (rejoined on connect).
+    pub saved: CaseMap<ChannelRecord>,
+    /// Keys of JOINs sent by clients, saved when the join succeeds.
+    pub pending_keys: CaseMap<String>,
+    /// The end of the connection burst (MOTD end) was seen.
+    pub burst_done: bool,
+    pub last_error: Option<String>,
+    /// Consecutive failed connections, for backoff.
+    pub failures: u32,
+    pub registered_at: Option<Instant>,
+    /// Set when the server refused us for good (464/465): no retries until
+    /// the network is updated.
+    pub halted: Option<String>,
+}
+
+/// A registered connection that lasted this long resets the backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(60);
+/// Longest delay between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+impl Network {
+    pub fn new(record: NetworkRecord, channels: Vec<ChannelRecord>, default_nick: &str) -> Network {
+        let mut saved = CaseMap::new(CaseMapping::default());
+        for ch in channels {
+            saved.insert(&ch.name.clone(), ch);
+        }
+        let nick = record
+            .nick
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| default_nick.to_string());
+        Network {
+            record,
+            gen: 0,
+            state: LinkState::Disconnected,
+            link: None,
+            writer_task: None,
+            nick,
+            user_host: None,
+            isupport: Isupport::new(),
+            casemapping: CaseMapping::default(),
+            caps_offered: HashMap::new(),
+            caps_enabled: HashSet::new(),
+            cap_ls_pending: false,
+            sasl_pending: false,
+            channels: CaseMap::new(CaseMapping::default()),
+            saved,
+            pending_keys: CaseMap::new(CaseMapping::default()),
+            burst_done: false,
+            last_error: None,
+            failures: 0,
+            registered_at: None,
+            halted: None,
+        }
+    }
+
+    pub fn id(&self) -> i64 {
+        self.record.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// Queue a line to the server. Returns false when not connected or the
+    /// queue is full (the caller tells the client).
+    pub fn send(&self, line: impl Into<std::sync::Arc<str>>) -> bool {
+        match &self.link {
+            Some(link) => link.try_send(line).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Queue a line that must not wait behind flood control (PONG).
+    pub fn send_priority(&self, line: impl Into<std::sync::Arc<str>>) -> bool {
+        match &self.link {
+            Some(link) => link.try_send_priority(line).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Forget the per-connection state after the link went away.
+    pub fn reset_link_state(&mut self) {
+        if let Some(link) = self.link.take() {
+            link.close(None);
+        }
+        self.state = LinkState::Disconnected;
+        self.caps_offered.clear();
+        self.caps_enabled.clear();
+        self.cap_ls_pending = false;
+        self.sasl_pending = false;
+        self.channels.clear();
+        self.burst_done = false;
+    }
+
+    /// Close the link politely with QUIT.
+    pub fn shutdown(&mut self, reason: &str) {
+        self.gen += 1;
+        if let Some(link) = self.link.take() {
+            link.close(Some(format!("QUIT :{reason}")));
+        }
+        self.state = LinkState::Disconnected;
+    }
+
+    /// The delay before the next connection attempt: none after the first
+    /// failure following a stable connection, then exponential with jitter.
+    pub fn next_backoff(&mut self) -> Duration {
+        if let Some(at) = self.registered_at.take()
+            && at.elapsed() >= STABLE_CONNECTION
+        {
+            self.failures = 0;
+        }
+        let failures = self.failures;
+        self.failures = self.failures.saturating_add(1);
+        if failures == 0 {
+            return Duration::ZERO;
+        }
+        let base = Duration::from_secs(1u64 << failures.min(10)).min(MAX_BACKOFF);
+        let jitter = base.mul_f64(fastrand::f64() * 0.25);
+        (base + jitter).min(MAX_BACKOFF)
+    }
+
+    /// Re-key every nick and channel map after CASEMAPPING changed.
+    pub fn set_casemapping(&mut self, mapping: CaseMapping) {
+        if mapping == self.casemapping {
+            return;
+        }
+        self.casemapping = mapping;
+        self.channels.set_mapping(mapping);
+        for ch in self.channels.iter_mut().map(|(_, c)| c) {
+            ch.members.set_mapping(mapping);
+        }
+        self.saved.set_mapping(mapping);
+        self.pending_keys.set_mapping(mapping);
+    }
+
+    /// True when `target` names a channel on this network.
+    pub fn is_channel(&self, target: &str) -> bool {
+        self.isupport.is_channel(target)
+    }
+
+    /// Own source as clients should see it.
+    pub fn own_source(&self) -> String {
+        match &self.user_host {
+            Some(uh) => format!("{}!{}", self.nick, uh),
+            None => self.nick.clone(),
+        }
+    }
+
+    /// The prefix symbols in rank order (`@+`).
+    pub fn prefix_symbols(&self) -> String {
+        self.isupport.prefix().into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// The prefix symbol for a mode letter.
+    pub fn prefix_for_mode(&self, mode: char) -> Option<char> {
+        self.isupport
+            .prefix()
+            .into_iter()
+            .find(|(m, _)| *m == mode)
+            .map(|(_, s)| s)
+    }
+
+    /// Sort prefix symbols by rank, highest first.
+    pub fn sort_prefixes(&self, symbols: &str) -> String {
+        let order = self.prefix_symbols();
+        let mut v: Vec<char> = symbols.chars().collect();
+        v.sort_by_key(|c| order.find(*c).unwrap_or(usize::MAX));
+        v.dedup();
+        v.into_iter().collect()
+    }
+}
