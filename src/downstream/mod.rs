@@ -1,1 +1,77 @@
-//! stub
+//! tether as an IRC server: client registration and authentication
+//! ([`registration`]), the welcome burst ([`burst`]), per-client
+//! capability filtering ([`filter`]) and one handler per client command
+//! ([`handlers`]).
+
+pub mod burst;
+pub mod filter;
+pub mod handlers;
+pub mod registration;
+
+use std::collections::HashSet;
+
+use crate::conn::Writer;
+use crate::proto::Message;
+
+/// Identifies one client connection for the lifetime of the process.
+pub type ClientId = u64;
+
+/// Capabilities tether offers to clients.
+pub const OFFERED_CAPS: &[&str] = &[
+    "batch",
+    "cap-notify",
+    "echo-message",
+    "message-tags",
+    "sasl",
+    "server-time",
+];
+
+/// The value advertised with a capability in `CAP LS 302`.
+pub fn cap_value(cap: &str) -> Option<&'static str> {
+    match cap {
+        "sasl" => Some("PLAIN"),
+        _ => None,
+    }
+}
+
+/// A client after registration, as handed to the user actor.
+pub struct Attach {
+    pub id: ClientId,
+    pub writer: Writer,
+    /// The nick the client asked for at registration.
+    pub nick: String,
+    pub caps: HashSet<String>,
+    pub cap_version: u32,
+    /// The network named in the username (`user/network`), if any.
+    pub network: Option<String>,
+    /// The client name (`user@client`), if any.
+    pub client_name: Option<String>,
+    pub remote: String,
+}
+
+/// An attached client, owned by the user actor.
+pub struct Downstream {
+    pub id: ClientId,
+    pub writer: Writer,
+    /// The nick this client believes it has.
+    pub nick: String,
+    /// The network the client is bound to; `None` for the bouncer
+    /// connection, which only talks to BouncerServ.
+    pub network: Option<i64>,
+    pub client_name: Option<String>,
+    pub caps: HashSet<String>,
+    pub cap_version: u32,
+    pub remote: String,
+}
+
+impl Downstream {
+    pub fn has_cap(&self, cap: &str) -> bool {
+        self.caps.contains(cap)
+    }
+
+    /// This client's rendering of a message, or `None` when the client must
+    /// not see it at all.
+    pub fn render(&self, msg: &Message) -> Option<String> {
+        filter::render(&self.caps, msg)
+    }
+}
