@@ -1,1 +1,1027 @@
-//! stub
+//! The typed, validated configuration of the tether daemon.
+//!
+//! The configuration file uses the scfg syntax (see [`scfg`]). Loading it
+//! checks every directive and collects *all* problems, each tagged with its
+//! line number, so an operator can fix a broken file in one pass.
+//!
+//! Recognised directives:
+//!
+//! | directive | meaning |
+//! |-----------|---------|
+//! | `listen <uri>` | add a listener (repeatable), see [`Listener::parse`] |
+//! | `tls <cert> <key>` | PEM certificate chain and private key for `ircs` listeners |
+//! | `hostname <name>` | server name announced to clients |
+//! | `title <text>` | human-readable server title |
+//! | `db sqlite3 <path>` | database location |
+//! | `message-store db\|memory` | where chat history is kept |
+//! | `max-user-networks <n>` | per-user network limit, `-1` for unlimited |
+//! | `motd <path>` | message of the day, read when the configuration is loaded |
+//! | `max-connections <n>` | limit on simultaneous client connections |
+//! | `registration-timeout <duration>` | time allowed to finish registration (`30`, `30s`, `2m`, `1h`) |
+//!
+//! Paths are kept exactly as written, so relative paths are relative to the
+//! daemon's working directory.
+
+pub mod scfg;
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use scfg::{Directive, ScfgError};
+
+/// Default port of `ircs://` listeners.
+pub const DEFAULT_IRCS_PORT: u16 = 6697;
+/// Default port of `irc://` and `irc+insecure://` listeners.
+pub const DEFAULT_IRC_PORT: u16 = 6667;
+/// Socket path used by `unix+admin://` when none is given.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/tether/admin";
+/// Default of `max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default of `registration-timeout`.
+pub const DEFAULT_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of `db sqlite3 <path>`.
+pub const DEFAULT_DB_PATH: &str = "tether.db";
+
+/// A place the daemon accepts connections on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Listener {
+    /// `ircs://[host][:port]`: IRC over TLS. Default port 6697, default host
+    /// all interfaces (`0.0.0.0`). Requires a `tls` directive.
+    Ircs {
+        /// `host:port` suitable for `TcpListener::bind`; IPv6 hosts are
+        /// bracketed.
+        addr: String,
+    },
+    /// `irc://localhost[:port]`: plaintext IRC, loopback only. Default port
+    /// 6667; `localhost` is resolved to `127.0.0.1`.
+    Irc {
+        /// `host:port` suitable for `TcpListener::bind`.
+        addr: String,
+    },
+    /// `irc+insecure://[host][:port]`: plaintext IRC on any interface.
+    /// Default port 6667, default host `0.0.0.0`.
+    IrcInsecure {
+        /// `host:port` suitable for `TcpListener::bind`.
+        addr: String,
+    },
+    /// `unix:///path` (absolute) or `unix://path` (relative): IRC over a
+    /// unix domain socket.
+    Unix {
+        /// Socket path.
+        path: PathBuf,
+    },
+    /// `unix+admin://[path]`: the administration socket used by tetherctl.
+    /// An empty path means [`DEFAULT_ADMIN_SOCKET`].
+    UnixAdmin {
+        /// Socket path.
+        path: PathBuf,
+    },
+}
+
+impl Listener {
+    /// Parses a listener URI, as written in a `listen` directive or passed
+    /// to the daemon's `--listen` flag. A URI without a scheme is taken as
+    /// `ircs`.
+    pub fn parse(uri: &str) -> Result<Listener, String> {
+        let (scheme, rest) = match uri.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+            None => ("ircs".to_string(), uri),
+        };
+        match scheme.as_str() {
+            "ircs" => {
+                let (host, port) = split_host_port(rest)?;
+                let host = host.unwrap_or_else(|| Ipv4Addr::UNSPECIFIED.to_string());
+                Ok(Listener::Ircs {
+                    addr: format!("{host}:{}", port.unwrap_or(DEFAULT_IRCS_PORT)),
+                })
+            }
+            "irc" => {
+                let (host, port) = split_host_port(rest)?;
+                let host = match host.as_deref() {
+                    Some(h) if h.eq_ignore_ascii_case("localhost") => {
+                        Ipv4Addr::LOCALHOST.to_string()
+                    }
+                    Some(h) if is_loopback(h) => h.to_string(),
+                    _ => {
+                        return Err(format!(
+                            "irc:// listener {uri:?} must be on localhost, 127.0.0.1 or [::1] \
+                             (use ircs:// or irc+insecure:// for other hosts)"
+                        ));
+                    }
+                };
+                Ok(Listener::Irc {
+                    addr: format!("{host}:{}", port.unwrap_or(DEFAULT_IRC_PORT)),
+                })
+            }
+            "irc+insecure" => {
+                let (host, port) = split_host_port(rest)?;
+                let host = host.unwrap_or_else(|| Ipv4Addr::UNSPECIFIED.to_string());
+                Ok(Listener::IrcInsecure {
+                    addr: format!("{host}:{}", port.unwrap_or(DEFAULT_IRC_PORT)),
+                })
+            }
+            "unix" => {
+                if rest.is_empty() {
+                    return Err(format!("unix:// listener {uri:?} has no socket path"));
+                }
+                Ok(Listener::Unix {
+                    path: PathBuf::from(rest),
+                })
+            }
+            "unix+admin" => {
+                let path = if rest.is_empty() {
+                    DEFAULT_ADMIN_SOCKET
+                } else {
+                    rest
+                };
+                Ok(Listener::UnixAdmin {
+                    path: PathBuf::from(path),
+                })
+            }
+            other => Err(format!(
+                "unknown listener scheme {other:?} in {uri:?} \
+                 (expected ircs, irc, irc+insecure, unix or unix+admin)"
+            )),
+        }
+    }
+
+    /// Whether this listener needs a TLS certificate.
+    pub fn needs_tls(&self) -> bool {
+        matches!(self, Listener::Ircs { .. })
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listener::Ircs { addr } => write!(f, "ircs://{addr}"),
+            Listener::Irc { addr } => write!(f, "irc://{addr}"),
+            Listener::IrcInsecure { addr } => write!(f, "irc+insecure://{addr}"),
+            Listener::Unix { path } => write!(f, "unix://{}", path.display()),
+            Listener::UnixAdmin { path } => write!(f, "unix+admin://{}", path.display()),
+        }
+    }
+}
+
+/// Whether `host` (as returned by [`split_host_port`]) is a loopback
+/// address literal.
+fn is_loopback(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback());
+    }
+    host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// Splits the authority part of a network listener URI into an optional
+/// host (IPv6 kept in brackets) and an optional port.
+fn split_host_port(rest: &str) -> Result<(Option<String>, Option<u16>), String> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if let Some(bad) = rest.chars().find(|c| matches!(c, '/' | '?' | '#' | '@')) {
+        return Err(format!(
+            "unexpected {bad:?} in listener address {rest:?} (expected [host][:port])"
+        ));
+    }
+    let (host, port) = if let Some(after) = rest.strip_prefix('[') {
+        let Some((inner, tail)) = after.split_once(']') else {
+            return Err(format!("missing \"]\" in IPv6 address {rest:?}"));
+        };
+        if inner.parse::<Ipv6Addr>().is_err() {
+            return Err(format!("invalid IPv6 address {inner:?}"));
+        }
+        let port = match tail {
+            "" => None,
+            _ => match tail.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => {
+                    return Err(format!(
+                        "unexpected {tail:?} after IPv6 address in {rest:?}"
+                    ));
+                }
+            },
+        };
+        (format!("[{inner}]"), port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => {
+                return Err(format!(
+                    "IPv6 address in {rest:?} must be enclosed in brackets, e.g. [::1]:6697"
+                ));
+            }
+            Some((host, port)) => (host.to_string(), Some(port)),
+            None => (rest.to_string(), None),
+        }
+    };
+    if let Some(bad) = host
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '[' | ']' | ':')))
+    {
+        return Err(format!("invalid character {bad:?} in host {host:?}"));
+    }
+    let port = match port {
+        None => None,
+        Some("") => return Err(format!("missing port after \":\" in {rest:?}")),
+        Some(p) => Some(
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid port {p:?} in {rest:?}"))?,
+        ),
+    };
+    let host = if host.is_empty() { None } else { Some(host) };
+    Ok((host, port))
+}
+
+/// Where chat history is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageStore {
+    /// In the database: survives restarts.
+    #[default]
+    Db,
+    /// In memory only: lost on restart.
+    Memory,
+}
+
+/// The TLS certificate and key used by `ircs` listeners.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// PEM file holding the certificate chain.
+    pub cert: PathBuf,
+    /// PEM file holding the private key.
+    pub key: PathBuf,
+}
+
+/// The whole daemon configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// All `listen` directives, in order.
+    pub listeners: Vec<Listener>,
+    /// `tls <cert> <key>`.
+    pub tls: Option<TlsConfig>,
+    /// `hostname`; defaults to the machine's hostname, else `localhost`.
+    pub hostname: String,
+    /// `title`.
+    pub title: Option<String>,
+    /// `db sqlite3 <path>`; defaults to `tether.db`.
+    pub db_path: PathBuf,
+    /// `message-store db|memory`.
+    pub message_store: MessageStore,
+    /// `max-user-networks`; `None` means unlimited.
+    pub max_user_networks: Option<u32>,
+    /// Contents of the file named by `motd`, read at load time.
+    pub motd: Option<String>,
+    /// `max-connections`; defaults to 10000.
+    pub max_connections: usize,
+    /// `registration-timeout`; defaults to 30 seconds.
+    pub registration_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: Vec::new(),
+            tls: None,
+            hostname: default_hostname(),
+            title: None,
+            db_path: PathBuf::from(DEFAULT_DB_PATH),
+            message_store: MessageStore::Db,
+            max_user_networks: None,
+            motd: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            registration_timeout: DEFAULT_REGISTRATION_TIMEOUT,
+        }
+    }
+}
+
+/// The machine hostname from `/etc/hostname`, or `localhost`.
+fn default_hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Every problem found in a configuration file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", render_errors(.errors))]
+pub struct ConfigError {
+    /// The problems, ordered by line.
+    pub errors: Vec<ScfgError>,
+}
+
+fn render_errors(errors: &[ScfgError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl From<ScfgError> for ConfigError {
+    fn from(e: ScfgError) -> Self {
+        ConfigError { errors: vec![e] }
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration file at `path`. A file that
+    /// cannot be read is reported as an error on line 0.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScfgError {
+            line: 0,
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        Config::parse_str(&text)
+    }
+
+    /// Parses and validates configuration text. Files referenced by the
+    /// configuration (`motd`) are read relative to the working directory.
+    pub fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        let directives = scfg::parse(text)?;
+        let mut builder = Builder {
+            config: Config::default(),
+            errors: Vec::new(),
+            seen: Vec::new(),
+            ircs_lines: Vec::new(),
+        };
+        for d in &directives {
+            builder.directive(d);
+        }
+        if builder.config.tls.is_none() {
+            for line in std::mem::take(&mut builder.ircs_lines) {
+                builder.errors.push(ScfgError {
+                    line,
+                    message: "ircs listener requires a \"tls\" directive".into(),
+                });
+            }
+        }
+        if builder.errors.is_empty() {
+            Ok(builder.config)
+        } else {
+            let mut errors = builder.errors;
+            errors.sort_by_key(|e| e.line);
+            Err(ConfigError { errors })
+        }
+    }
+}
+
+/// Accumulates the configuration and every error while walking directives.
+struct Builder {
+    config: Config,
+    errors: Vec<ScfgError>,
+    /// Singleton directives already seen, with their first line.
+    seen: Vec<(&'static str, usize)>,
+    /// Lines of `listen` directives that need TLS.
+    ircs_lines: Vec<usize>,
+}
+
+impl Builder {
+    fn error(&mut self, line: usize, message: impl Into<String>) {
+        self.errors.push(ScfgError {
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// Checks the parameter count; records an error and returns `None` if it
+    /// is wrong.
+    fn params<'d>(&mut self, d: &'d Directive, want: usize) -> Option<&'d [String]> {
+        if d.params.len() == want {
+            Some(&d.params)
+        } else {
+            let plural = if want == 1 { "" } else { "s" };
+            self.error(
+                d.line,
+                format!(
+                    "directive \"{}\" takes {want} parameter{plural}, got {}",
+                    d.name,
+                    d.params.len()
+                ),
+            );
+            None
+        }
+    }
+
+    /// Records the first occurrence of a singleton directive; returns false
+    /// (after recording an error) on a duplicate.
+    fn singleton(&mut self, name: &'static str, line: usize) -> bool {
+        if let Some(&(_, first)) = self.seen.iter().find(|(n, _)| *n == name) {
+            self.error(
+                line,
+                format!("duplicate directive \"{name}\" (first given on line {first})"),
+            );
+            return false;
+        }
+        self.seen.push((name, line));
+        true
+    }
+
+    fn directive(&mut self, d: &Directive) {
+        let name: &'static str = match d.name.as_str() {
+            "listen" => "listen",
+            "tls" => "tls",
+            "hostname" => "hostname",
+            "title" => "title",
+            "db" => "db",
+            "message-store" => "message-store",
+            "max-user-networks" => "max-user-networks",
+            "motd" => "motd",
+            "max-connections" => "max-connections",
+            "registration-timeout" => "registration-timeout",
+            other => {
+                self.error(d.line, format!("unknown directive {other:?}"));
+                return;
+            }
+        };
+        if !d.children.is_empty() {
+            self.error(
+                d.line,
+                format!("directive \"{name}\" does not take a block"),
+            );
+        }
+        if name != "listen" && !self.singleton(name, d.line) {
+            return;
+        }
+        match name {
+            "listen" => {
+                let Some([uri]) = self.params(d, 1) else {
+                    return;
+                };
+                match Listener::parse(uri) {
+                    Ok(l) => {
+                        if l.needs_tls() {
+                            self.ircs_lines.push(d.line);
+                        }
+                        self.config.listeners.push(l);
+                    }
+                    Err(e) => self.error(d.line, e),
+                }
+            }
+            "tls" => {
+                let Some([cert, key]) = self.params(d, 2) else {
+                    return;
+                };
+                self.config.tls = Some(TlsConfig {
+                    cert: PathBuf::from(cert),
+                    key: PathBuf::from(key),
+                });
+            }
+            "hostname" => {
+                let Some([host]) = self.params(d, 1) else {
+                    return;
+                };
+                if host.is_empty() || host.contains(char::is_whitespace) {
+                    self.error(d.line, format!("invalid hostname {host:?}"));
+                } else {
+                    self.config.hostname = host.clone();
+                }
+            }
+            "title" => {
+                let Some([title]) = self.params(d, 1) else {
+                    return;
+                };
+                self.config.title = Some(title.clone());
+            }
+            "db" => {
+                let Some([driver, path]) = self.params(d, 2) else {
+                    return;
+                };
+                if driver != "sqlite3" {
+                    self.error(
+                        d.line,
+                        format!(
+                            "unknown database driver {driver:?} (only \"sqlite3\" is supported)"
+                        ),
+                    );
+                } else if path.is_empty() {
+                    self.error(d.line, "empty database path");
+                } else {
+                    self.config.db_path = PathBuf::from(path);
+                }
+            }
+            "message-store" => {
+                let Some([kind]) = self.params(d, 1) else {
+                    return;
+                };
+                match kind.as_str() {
+                    "db" => self.config.message_store = MessageStore::Db,
+                    "memory" => self.config.message_store = MessageStore::Memory,
+                    other => self.error(
+                        d.line,
+                        format!("unknown message store {other:?} (expected \"db\" or \"memory\")"),
+                    ),
+                }
+            }
+            "max-user-networks" => {
+                let Some([n]) = self.params(d, 1) else {
+                    return;
+                };
+                match n.parse::<i64>() {
+                    Ok(-1) => self.config.max_user_networks = None,
+                    Ok(v) => match u32::try_from(v) {
+                        Ok(v) => self.config.max_user_networks = Some(v),
+                        Err(_) => self.error(
+                            d.line,
+                            format!("invalid number {n:?} for max-user-networks (expected -1 or 0..=4294967295)"),
+                        ),
+                    },
+                    Err(_) => {
+                        self.error(d.line, format!("invalid number {n:?} for max-user-networks"))
+                    }
+                }
+            }
+            "motd" => {
+                let Some([path]) = self.params(d, 1) else {
+                    return;
+                };
+                match std::fs::read_to_string(path) {
+                    Ok(text) => self.config.motd = Some(text),
+                    Err(e) => self.error(d.line, format!("cannot read motd file {path:?}: {e}")),
+                }
+            }
+            "max-connections" => {
+                let Some([n]) = self.params(d, 1) else {
+                    return;
+                };
+                match n.parse::<usize>() {
+                    Ok(v) if v > 0 => self.config.max_connections = v,
+                    _ => self.error(
+                        d.line,
+                        format!(
+                            "invalid number {n:?} for max-connections (expected a positive integer)"
+                        ),
+                    ),
+                }
+            }
+            "registration-timeout" => {
+                let Some([t]) = self.params(d, 1) else {
+                    return;
+                };
+                match parse_duration(t) {
+                    Some(dur) => self.config.registration_timeout = dur,
+                    None => self.error(
+                        d.line,
+                        format!(
+                            "invalid duration {t:?} for registration-timeout \
+                             (expected a positive number of seconds, or e.g. \"30s\", \"2m\", \"1h\")"
+                        ),
+                    ),
+                }
+            }
+            _ => unreachable!("directive names are matched above"),
+        }
+    }
+}
+
+/// Parses a positive duration: plain seconds, or a number with an `s`, `m`
+/// or `h` suffix.
+fn parse_duration(s: &str) -> Option<Duration> {
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        _ => (s, 1),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let secs = digits.parse::<u64>().ok()?.checked_mul(unit)?;
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn ok(text: &str) -> Config {
+        match Config::parse_str(text) {
+            Ok(c) => c,
+            Err(e) => panic!("unexpected config error:\n{e}"),
+        }
+    }
+
+    fn errs(text: &str) -> Vec<(usize, String)> {
+        match Config::parse_str(text) {
+            Ok(c) => panic!("expected errors, got {c:?}"),
+            Err(e) => e.errors.into_iter().map(|e| (e.line, e.message)).collect(),
+        }
+    }
+
+    fn lp(uri: &str) -> Listener {
+        Listener::parse(uri).unwrap_or_else(|e| panic!("{uri}: {e}"))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = ok("");
+        assert_eq!(c, Config::default());
+        assert!(c.listeners.is_empty());
+        assert_eq!(c.tls, None);
+        assert!(!c.hostname.is_empty());
+        assert_eq!(c.title, None);
+        assert_eq!(c.db_path, PathBuf::from("tether.db"));
+        assert_eq!(c.message_store, MessageStore::Db);
+        assert_eq!(c.max_user_networks, None);
+        assert_eq!(c.motd, None);
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.registration_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn default_hostname_matches_etc_hostname() {
+        let expected = std::fs::read_to_string("/etc/hostname")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+            .unwrap_or_else(|| "localhost".into());
+        assert_eq!(Config::default().hostname, expected);
+    }
+
+    #[test]
+    fn every_directive() {
+        let mut motd = tempfile::NamedTempFile::new().unwrap();
+        motd.write_all(b"Welcome!\nBe nice.\n").unwrap();
+        let text = format!(
+            "listen ircs://\n\
+             listen irc://localhost\n\
+             listen irc+insecure://:7000\n\
+             listen unix:///run/tether/irc.sock\n\
+             listen unix+admin://\n\
+             tls cert.pem key.pem\n\
+             hostname irc.example.org\n\
+             title \"My bouncer\"\n\
+             db sqlite3 /var/lib/tether/main.db\n\
+             message-store memory\n\
+             max-user-networks 5\n\
+             motd \"{}\"\n\
+             max-connections 42\n\
+             registration-timeout 2m\n",
+            motd.path().display()
+        );
+        let c = ok(&text);
+        assert_eq!(
+            c.listeners,
+            vec![
+                Listener::Ircs {
+                    addr: "0.0.0.0:6697".into()
+                },
+                Listener::Irc {
+                    addr: "127.0.0.1:6667".into()
+                },
+                Listener::IrcInsecure {
+                    addr: "0.0.0.0:7000".into()
+                },
+                Listener::Unix {
+                    path: "/run/tether/irc.sock".into()
+                },
+                Listener::UnixAdmin {
+                    path: "/run/tether/admin".into()
+                },
+            ]
+        );
+        assert_eq!(
+            c.tls,
+            Some(TlsConfig {
+                cert: "cert.pem".into(),
+                key: "key.pem".into()
+            })
+        );
+        assert_eq!(c.hostname, "irc.example.org");
+        assert_eq!(c.title.as_deref(), Some("My bouncer"));
+        assert_eq!(c.db_path, PathBuf::from("/var/lib/tether/main.db"));
+        assert_eq!(c.message_store, MessageStore::Memory);
+        assert_eq!(c.max_user_networks, Some(5));
+        assert_eq!(c.motd.as_deref(), Some("Welcome!\nBe nice.\n"));
+        assert_eq!(c.max_connections, 42);
+        assert_eq!(c.registration_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn message_store_db() {
+        assert_eq!(ok("message-store db").message_store, MessageStore::Db);
+    }
+
+    #[test]
+    fn max_user_networks_unlimited_and_zero() {
+        assert_eq!(ok("max-user-networks -1").max_user_networks, None);
+        assert_eq!(ok("max-user-networks 0").max_user_networks, Some(0));
+    }
+
+    #[test]
+    fn registration_timeout_forms() {
+        let t = |s: &str| ok(&format!("registration-timeout {s}")).registration_timeout;
+        assert_eq!(t("45"), Duration::from_secs(45));
+        assert_eq!(t("30s"), Duration::from_secs(30));
+        assert_eq!(t("2m"), Duration::from_secs(120));
+        assert_eq!(t("1h"), Duration::from_secs(3600));
+        for bad in ["0", "0s", "s", "-5", "1.5", "10x", "m5", ""] {
+            let e = errs(&format!("registration-timeout \"{bad}\""));
+            assert_eq!(e.len(), 1, "{bad}");
+            assert!(e[0].1.contains("invalid duration"), "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_kept_as_written() {
+        let c = ok("db sqlite3 data/x.db\ntls ./a.pem ../b.pem\nlisten unix://rel.sock");
+        assert_eq!(c.db_path, PathBuf::from("data/x.db"));
+        assert_eq!(
+            c.tls,
+            Some(TlsConfig {
+                cert: "./a.pem".into(),
+                key: "../b.pem".into()
+            })
+        );
+        assert_eq!(
+            c.listeners,
+            vec![Listener::Unix {
+                path: "rel.sock".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_directive() {
+        assert_eq!(
+            errs("title x\nfoo bar\n"),
+            vec![(2, "unknown directive \"foo\"".to_string())]
+        );
+    }
+
+    #[test]
+    fn wrong_param_counts() {
+        let e = errs(
+            "listen\ntls a\ndb sqlite3\nhostname a b\ntitle\nmotd\nmax-connections\nmessage-store\nmax-user-networks 1 2\nregistration-timeout",
+        );
+        let lines: Vec<usize> = e.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, (1..=10).collect::<Vec<_>>());
+        assert!(e[1].1.contains("takes 2 parameters, got 1"), "{:?}", e[1]);
+        assert!(e[0].1.contains("takes 1 parameter, got 0"), "{:?}", e[0]);
+    }
+
+    #[test]
+    fn block_not_allowed() {
+        let e = errs("title x {\n  y\n}");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].0, 1);
+        assert!(e[0].1.contains("does not take a block"));
+    }
+
+    #[test]
+    fn bad_values() {
+        let e = errs(
+            "db postgres x\n\
+             message-store fs\n\
+             max-user-networks lots\n\
+             max-user-networks2 3\n\
+             max-connections 0\n\
+             listen gopher://x\n",
+        );
+        assert_eq!(e.len(), 6, "{e:?}");
+        assert!(e[0].1.contains("unknown database driver \"postgres\""));
+        assert!(e[1].1.contains("unknown message store \"fs\""));
+        assert!(e[2].1.contains("invalid number \"lots\""));
+        assert_eq!(e[3].1, "unknown directive \"max-user-networks2\"");
+        assert!(e[4].1.contains("invalid number \"0\""));
+        assert!(e[5].1.contains("unknown listener scheme"));
+        assert_eq!(
+            e.iter().map(|x| x.0).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
+        let e = errs("max-user-networks -2");
+        assert!(e[0].1.contains("invalid number \"-2\""));
+        let e = errs("max-user-networks 99999999999");
+        assert!(e[0].1.contains("invalid number"));
+        let e = errs("max-connections abc");
+        assert!(e[0].1.contains("invalid number \"abc\""));
+        let e = errs("hostname \"\"");
+        assert!(e[0].1.contains("invalid hostname"));
+    }
+
+    #[test]
+    fn duplicate_singletons() {
+        let e = errs(
+            "tls a b\nhostname x\ntls c d\n\nhostname y\nlisten irc://localhost\nlisten irc://localhost:1",
+        );
+        assert_eq!(
+            e,
+            vec![
+                (
+                    3,
+                    "duplicate directive \"tls\" (first given on line 1)".to_string()
+                ),
+                (
+                    5,
+                    "duplicate directive \"hostname\" (first given on line 2)".to_string()
+                ),
+            ]
+        );
+        for name in [
+            "title x",
+            "db sqlite3 x",
+            "message-store db",
+            "max-user-networks 1",
+            "max-connections 1",
+            "registration-timeout 1",
+        ] {
+            let e = errs(&format!("{name}\n{name}"));
+            assert_eq!(e.len(), 1, "{name}");
+            assert_eq!(e[0].0, 2);
+            assert!(e[0].1.starts_with("duplicate directive"));
+        }
+    }
+
+    #[test]
+    fn ircs_requires_tls() {
+        let e = errs("hostname h\nlisten ircs://\nlisten irc://localhost\nlisten :7000\n");
+        assert_eq!(
+            e,
+            vec![
+                (2, "ircs listener requires a \"tls\" directive".to_string()),
+                (4, "ircs listener requires a \"tls\" directive".to_string()),
+            ]
+        );
+        // tls given after the listener is fine
+        let c = ok("listen ircs://\ntls c k");
+        assert_eq!(c.listeners.len(), 1);
+    }
+
+    #[test]
+    fn multiple_errors_collected_in_line_order() {
+        let text = "\
+# comment
+listen ircs://:6697
+bogus
+db mysql x
+hostname a
+hostname b
+max-user-networks x
+listen irc://example.org
+motd /nonexistent/tether/motd.txt
+";
+        let e = errs(text);
+        let lines: Vec<usize> = e.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, vec![2, 3, 4, 6, 7, 8, 9], "{e:?}");
+        assert!(e[6].1.contains("cannot read motd file"));
+        let err = Config::parse_str(text).unwrap_err();
+        let shown = err.to_string();
+        assert_eq!(shown.lines().count(), 7);
+        assert!(shown.starts_with("line 2: ircs listener requires"));
+        assert!(shown.contains("\nline 3: unknown directive \"bogus\"\n"));
+    }
+
+    #[test]
+    fn syntax_error_reported() {
+        let e = errs("title \"x\nfoo");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].0, 1);
+        assert!(e[0].1.contains("unterminated"));
+    }
+
+    #[test]
+    fn load_from_file_and_missing_file() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"title loaded\n").unwrap();
+        let c = Config::load(f.path()).unwrap();
+        assert_eq!(c.title.as_deref(), Some("loaded"));
+
+        let err = Config::load(Path::new("/nonexistent/tether.conf")).unwrap_err();
+        assert_eq!(err.errors.len(), 1);
+        assert_eq!(err.errors[0].line, 0);
+        assert!(
+            err.to_string()
+                .starts_with("line 0: cannot read /nonexistent/tether.conf")
+        );
+    }
+
+    #[test]
+    fn config_example_parses() {
+        let c = ok(include_str!("../../config.example"));
+        assert!(
+            c.listeners.contains(&Listener::Irc {
+                addr: "127.0.0.1:6667".into()
+            }),
+            "{:?}",
+            c.listeners
+        );
+        assert!(c.listeners.contains(&Listener::UnixAdmin {
+            path: "tether-admin.sock".into()
+        }));
+        assert_eq!(c.db_path, PathBuf::from("tether.db"));
+        assert_eq!(c.message_store, MessageStore::Db);
+        assert_eq!(c.hostname, "localhost");
+        assert_eq!(c.title.as_deref(), Some("tether"));
+    }
+
+    #[test]
+    fn listener_ircs() {
+        let ircs = |a: &str| Listener::Ircs { addr: a.into() };
+        assert_eq!(lp("ircs://"), ircs("0.0.0.0:6697"));
+        assert_eq!(lp("ircs://:7000"), ircs("0.0.0.0:7000"));
+        assert_eq!(lp("ircs://example.org"), ircs("example.org:6697"));
+        assert_eq!(lp("ircs://example.org:1"), ircs("example.org:1"));
+        assert_eq!(lp("ircs://example.org/"), ircs("example.org:6697"));
+        assert_eq!(lp("IRCS://10.0.0.1:0"), ircs("10.0.0.1:0"));
+        assert_eq!(lp("ircs://[::]"), ircs("[::]:6697"));
+        assert_eq!(lp("ircs://[2001:db8::1]:6698"), ircs("[2001:db8::1]:6698"));
+    }
+
+    #[test]
+    fn listener_without_scheme_is_ircs() {
+        let ircs = |a: &str| Listener::Ircs { addr: a.into() };
+        assert_eq!(lp("example.org"), ircs("example.org:6697"));
+        assert_eq!(lp(":6697"), ircs("0.0.0.0:6697"));
+        assert_eq!(lp("[::1]:7000"), ircs("[::1]:7000"));
+        assert_eq!(lp(""), ircs("0.0.0.0:6697"));
+    }
+
+    #[test]
+    fn listener_irc_localhost_only() {
+        let irc = |a: &str| Listener::Irc { addr: a.into() };
+        assert_eq!(lp("irc://localhost"), irc("127.0.0.1:6667"));
+        assert_eq!(lp("irc://LocalHost:7000"), irc("127.0.0.1:7000"));
+        assert_eq!(lp("irc://127.0.0.1"), irc("127.0.0.1:6667"));
+        assert_eq!(lp("irc://[::1]:6668"), irc("[::1]:6668"));
+        for bad in [
+            "irc://",
+            "irc://:6667",
+            "irc://example.org",
+            "irc://0.0.0.0",
+            "irc://[::]",
+        ] {
+            let e = Listener::parse(bad).unwrap_err();
+            assert!(e.contains("localhost"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn listener_irc_insecure() {
+        let ins = |a: &str| Listener::IrcInsecure { addr: a.into() };
+        assert_eq!(lp("irc+insecure://"), ins("0.0.0.0:6667"));
+        assert_eq!(lp("irc+insecure://example.org"), ins("example.org:6667"));
+        assert_eq!(lp("irc+insecure://[::]:1234"), ins("[::]:1234"));
+    }
+
+    #[test]
+    fn listener_unix() {
+        assert_eq!(
+            lp("unix:///tmp/t.sock"),
+            Listener::Unix {
+                path: "/tmp/t.sock".into()
+            }
+        );
+        assert_eq!(
+            lp("unix://t.sock"),
+            Listener::Unix {
+                path: "t.sock".into()
+            }
+        );
+        assert!(Listener::parse("unix://").is_err());
+        assert_eq!(
+            lp("unix+admin://"),
+            Listener::UnixAdmin {
+                path: "/run/tether/admin".into()
+            }
+        );
+        assert_eq!(
+            lp("unix+admin:///tmp/a.sock"),
+            Listener::UnixAdmin {
+                path: "/tmp/a.sock".into()
+            }
+        );
+    }
+
+    #[test]
+    fn listener_errors() {
+        for bad in [
+            "http://x",
+            "ircs://::1",
+            "ircs://[::1",
+            "ircs://[zz]:1",
+            "ircs://[::1]x",
+            "ircs://host:",
+            "ircs://host:99999",
+            "ircs://host:abc",
+            "ircs://user@host",
+            "ircs://host/path",
+            "ircs://ho st",
+        ] {
+            assert!(Listener::parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn listener_display_round_trips() {
+        for uri in [
+            "ircs://[::1]:7000",
+            "irc://localhost",
+            "irc+insecure://:1",
+            "unix:///a/b",
+            "unix+admin://x",
+        ] {
+            let l = lp(uri);
+            assert_eq!(lp(&l.to_string()), l, "{uri}");
+        }
+    }
+}
