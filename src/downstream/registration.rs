@@ -1,0 +1,448 @@
+//! A client connection from accept to attach: registration (CAP, PASS,
+//! NICK, USER, SASL PLAIN), authentication against the database, handing
+//! the client to its user's actor, and then pumping the client's lines to
+//! that actor until the connection ends.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use crate::conn::{BoxRead, BoxWrite, LineReader, Writer, WriterOptions, spawn_writer};
+use crate::downstream::Attach;
+use crate::downstream::handlers::cap::{self, CapState};
+use crate::proto::codec::CLIENT_LINE_MAX;
+use crate::proto::sasl::{Assembled, ChunkAssembler, decode_plain};
+use crate::proto::{Frame, Message, numeric};
+use crate::server::Shared;
+use crate::user::{DownstreamEvent, UserEvent};
+
+/// Lines queued for one client before it counts as too slow.
+pub const CLIENT_QUEUE: usize = 2048;
+
+/// The parts of a login name: `user/network@client` or `user@client/network`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoginName {
+    pub user: String,
+    pub network: Option<String>,
+    pub client: Option<String>,
+}
+
+impl LoginName {
+    pub fn parse(raw: &str) -> LoginName {
+        let Some(first) = raw.find(['/', '@']) else {
+            return LoginName {
+                user: raw.to_string(),
+                ..LoginName::default()
+            };
+        };
+        let user = raw[..first].to_string();
+        let rest = &raw[first..];
+        let (mut network, mut client) = (None, None);
+        // The suffixes come in either order; each runs to the next marker.
+        let mut remaining = rest;
+        while let Some(marker) = remaining.chars().next() {
+            let body = &remaining[1..];
+            let end = body.find(['/', '@']).unwrap_or(body.len());
+            let value = Some(body[..end].to_string()).filter(|v| !v.is_empty());
+            if marker == '/' {
+                network = network.or(value);
+            } else {
+                client = client.or(value);
+            }
+            remaining = &body[end..];
+        }
+        LoginName {
+            user,
+            network,
+            client,
+        }
+    }
+
+    /// Fill in suffixes missing here from `other`.
+    fn merge(mut self, other: &LoginName) -> LoginName {
+        if self.network.is_none() {
+            self.network = other.network.clone();
+        }
+        if self.client.is_none() {
+            self.client = other.client.clone();
+        }
+        self
+    }
+}
+
+struct Registration {
+    nick: Option<String>,
+    user: Option<String>,
+    pass: Option<String>,
+    caps: HashSet<String>,
+    cap_version: u32,
+    negotiating: bool,
+    sasl: Option<ChunkAssembler>,
+    /// Login name and user id authenticated by SASL.
+    sasl_login: Option<(LoginName, i64)>,
+}
+
+/// Serve one client connection until it closes.
+pub async fn serve(shared: Arc<Shared>, read: BoxRead, write: BoxWrite, remote: String) {
+    let (writer, writer_task) = spawn_writer(
+        write,
+        WriterOptions {
+            capacity: CLIENT_QUEUE,
+            flood: None,
+        },
+    );
+    let mut reader = LineReader::new(read, CLIENT_LINE_MAX);
+    let id = shared.next_client_id();
+    let span = tracing::info_span!("client", id, %remote);
+    let _enter = span.clone();
+    let attached = tracing::Instrument::instrument(
+        register(&shared, &mut reader, &writer, id, remote),
+        span.clone(),
+    )
+    .await;
+    if let Some(events) = attached {
+        tracing::Instrument::instrument(pump(&mut reader, &writer, id, events), span).await;
+    }
+    let _ = writer_task.await;
+}
+
+fn server_msg(shared: &Shared, command: &str, params: &[&str]) -> Message {
+    Message::new(command, params.iter().copied()).with_source(shared.config.hostname.clone())
+}
+
+fn reply(writer: &Writer, msg: Message) {
+    // Registration replies are few; a full queue here means the client is
+    // not reading at all, and the timeout will close it.
+    let _ = writer.send_msg(&msg);
+}
+
+/// Run registration; on success the client has been handed to its user's
+/// actor and the actor's event sender is returned for the pump.
+async fn register(
+    shared: &Arc<Shared>,
+    reader: &mut LineReader,
+    writer: &Writer,
+    id: u64,
+    remote: String,
+) -> Option<tokio::sync::mpsc::Sender<UserEvent>> {
+    let deadline = Instant::now() + shared.config.registration_timeout;
+    let mut reg = Registration {
+        nick: None,
+        user: None,
+        pass: None,
+        caps: HashSet::new(),
+        cap_version: 0,
+        negotiating: false,
+        sasl: None,
+        sasl_login: None,
+    };
+    let cancel = writer.cancel_token();
+    loop {
+        let frame = tokio::select! {
+            _ = shared.shutdown.cancelled() => {
+                writer.close(Some("ERROR :Server shutting down".into()));
+                return None;
+            }
+            _ = cancel.cancelled() => return None,
+            r = tokio::time::timeout_at(deadline, reader.next_frame()) => match r {
+                Err(_) => {
+                    writer.close(Some("ERROR :Connection registration timed out".into()));
+                    return None;
+                }
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) | Ok(Err(_)) => {
+                    writer.close(None);
+                    return None;
+                }
+            },
+        };
+        let nick = reg.nick.clone().unwrap_or_else(|| "*".to_string());
+        let msg = match frame {
+            Frame::TooLong => {
+                reply(writer, server_msg(shared, numeric::ERR_INPUTTOOLONG, &[&nick, "Input line was too long"]));
+                continue;
+            }
+            Frame::Line { text, lossy } => match text.parse::<Message>() {
+                Ok(msg) if lossy => {
+                    reply(writer, invalid_utf8_reply(shared, &msg.command));
+                    continue;
+                }
+                Ok(msg) => msg,
+                Err(_) => continue,
+            },
+        };
+        match msg.command.as_str() {
+            "CAP" => {
+                let replies = cap::handle(
+                    CapState {
+                        caps: &mut reg.caps,
+                        version: &mut reg.cap_version,
+                        negotiating: &mut reg.negotiating,
+                    },
+                    false,
+                    &nick,
+                    &msg,
+                );
+                for r in replies {
+                    reply(writer, r.with_source(shared.config.hostname.clone()));
+                }
+            }
+            "PASS" => reg.pass = msg.param(0).map(str::to_string),
+            "NICK" => match msg.param(0) {
+                Some(n) if !n.is_empty() => {
+                    if crate::service::is_service_nick(n) {
+                        reply(writer, server_msg(shared, numeric::ERR_NICKNAMEINUSE, &[&nick, n, "Nickname reserved for bouncer service"]));
+                    } else {
+                        reg.nick = Some(n.to_string());
+                    }
+                }
+                _ => reply(writer, server_msg(shared, numeric::ERR_NONICKNAMEGIVEN, &[&nick, "No nickname given"])),
+            },
+            "USER" => {
+                if msg.params.len() < 4 {
+                    reply(writer, server_msg(shared, numeric::ERR_NEEDMOREPARAMS, &[&nick, "USER", "Not enough parameters"]));
+                } else {
+                    reg.user = msg.param(0).map(str::to_string);
+                }
+            }
+            "AUTHENTICATE" => authenticate(shared, writer, &mut reg, &nick, &msg).await,
+            "PING" => {
+                let token = msg.param(0).unwrap_or("");
+                reply(writer, server_msg(shared, "PONG", &[&shared.config.hostname, token]));
+            }
+            "PONG" => {}
+            "QUIT" => {
+                writer.close(Some("ERROR :Closing link (quit)".into()));
+                return None;
+            }
+            _ => reply(writer, server_msg(shared, numeric::ERR_NOTREGISTERED, &[&nick, "You have not registered"])),
+        }
+
+        if reg.nick.is_some() && reg.user.is_some() && !reg.negotiating {
+            return finish(shared, writer, reg, id, remote).await;
+        }
+    }
+}
+
+fn invalid_utf8_reply(shared: &Shared, command: &str) -> Message {
+    let command = if command.is_empty() { "*" } else { command };
+    server_msg(shared, "FAIL", &[command, "INVALID_UTF8", "Message rejected: it is not valid UTF-8"])
+}
+
+async fn authenticate(shared: &Arc<Shared>, writer: &Writer, reg: &mut Registration, nick: &str, msg: &Message) {
+    if !reg.caps.contains("sasl") {
+        reply(writer, server_msg(shared, numeric::ERR_SASLFAIL, &[nick, "SASL not negotiated"]));
+        return;
+    }
+    let arg = msg.param(0).unwrap_or("");
+    if arg == "*" {
+        reg.sasl = None;
+        reply(writer, server_msg(shared, numeric::ERR_SASLABORTED, &[nick, "SASL authentication aborted"]));
+        return;
+    }
+    if reg.sasl_login.is_some() {
+        reply(writer, server_msg(shared, numeric::ERR_SASLALREADY, &[nick, "You have already authenticated using SASL"]));
+        return;
+    }
+    let Some(assembler) = reg.sasl.as_mut() else {
+        if arg.eq_ignore_ascii_case("PLAIN") {
+            reg.sasl = Some(ChunkAssembler::default());
+            reply(writer, Message::new("AUTHENTICATE", ["+"]));
+        } else {
+            reply(writer, server_msg(shared, numeric::RPL_SASLMECHS, &[nick, "PLAIN", "are available SASL mechanisms"]));
+            reply(writer, server_msg(shared, numeric::ERR_SASLFAIL, &[nick, "SASL authentication failed"]));
+        }
+        return;
+    };
+    let payload = match assembler.push(arg) {
+        Ok(Assembled::NeedMore) => return,
+        Ok(Assembled::Done(payload)) => payload,
+        Err(crate::proto::sasl::SaslError::TooLong) => {
+            reg.sasl = None;
+            reply(writer, server_msg(shared, numeric::ERR_SASLTOOLONG, &[nick, "SASL message too long"]));
+            return;
+        }
+        Err(_) => {
+            reg.sasl = None;
+            reply(writer, server_msg(shared, numeric::ERR_SASLFAIL, &[nick, "SASL authentication failed"]));
+            return;
+        }
+    };
+    reg.sasl = None;
+    let creds = match decode_plain(&payload) {
+        Ok(c) if c.authzid.is_empty() || c.authzid == c.authcid => c,
+        _ => {
+            reply(writer, server_msg(shared, numeric::ERR_SASLFAIL, &[nick, "SASL authentication failed"]));
+            return;
+        }
+    };
+    let login = LoginName::parse(&creds.authcid);
+    match check_password(shared, &login.user, &creds.password).await {
+        Ok(user_id) => {
+            let account = login.user.clone();
+            reg.sasl_login = Some((login, user_id));
+            reply(writer, server_msg(shared, numeric::RPL_LOGGEDIN, &[nick, &format!("{nick}!{account}@tether"), &account, &format!("You are now logged in as {account}")]));
+            reply(writer, server_msg(shared, numeric::RPL_SASLSUCCESS, &[nick, "SASL authentication successful"]));
+        }
+        Err(_) => {
+            reply(writer, server_msg(shared, numeric::ERR_SASLFAIL, &[nick, "SASL authentication failed: invalid credentials"]));
+        }
+    }
+}
+
+/// Why a login was refused (the client only ever sees a generic text).
+enum LoginError {
+    Invalid,
+    Disabled,
+    Internal,
+}
+
+async fn check_password(shared: &Shared, username: &str, password: &str) -> Result<i64, LoginError> {
+    let record = match shared.db.get_user(username).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            // Spend the same effort as a real check so that timing does not
+            // reveal which user names exist.
+            let _ = crate::auth::hash_password_async(password.to_string()).await;
+            return Err(LoginError::Invalid);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "user lookup failed");
+            return Err(LoginError::Internal);
+        }
+    };
+    let Some(hash) = record.password_hash.clone() else {
+        return Err(LoginError::Invalid);
+    };
+    if !crate::auth::verify_password_async(password.to_string(), hash.clone()).await {
+        return Err(LoginError::Invalid);
+    }
+    if !record.enabled {
+        return Err(LoginError::Disabled);
+    }
+    if crate::auth::needs_rehash(&hash) {
+        let db = shared.db.clone();
+        let password = password.to_string();
+        let mut updated = record.clone();
+        tokio::spawn(async move {
+            if let Ok(new_hash) = crate::auth::hash_password_async(password).await {
+                updated.password_hash = Some(new_hash);
+                if let Err(e) = db.update_user(updated).await {
+                    tracing::warn!(error = %e, "could not upgrade password hash");
+                }
+            }
+        });
+    }
+    Ok(record.id)
+}
+
+async fn finish(
+    shared: &Arc<Shared>,
+    writer: &Writer,
+    reg: Registration,
+    id: u64,
+    remote: String,
+) -> Option<tokio::sync::mpsc::Sender<UserEvent>> {
+    let nick = reg.nick.clone().unwrap_or_default();
+    let user_login = LoginName::parse(reg.user.as_deref().unwrap_or(""));
+    let login = match reg.sasl_login {
+        Some((login, _)) => login.merge(&user_login),
+        None => {
+            let Some(pass) = reg.pass.as_deref() else {
+                reply(writer, server_msg(shared, numeric::ERR_PASSWDMISMATCH, &[&nick, "Password required: use PASS or SASL"]));
+                writer.close(Some("ERROR :Authentication required".into()));
+                return None;
+            };
+            match check_password(shared, &user_login.user, pass).await {
+                Ok(_) => user_login,
+                Err(LoginError::Disabled) => {
+                    writer.close(Some("ERROR :This bouncer account is disabled".into()));
+                    return None;
+                }
+                Err(LoginError::Internal) => {
+                    writer.close(Some("ERROR :Internal error, try again later".into()));
+                    return None;
+                }
+                Err(LoginError::Invalid) => {
+                    tracing::info!(user = %user_login.user, "login failed");
+                    reply(writer, server_msg(shared, numeric::ERR_PASSWDMISMATCH, &[&nick, "Invalid credentials"]));
+                    writer.close(Some("ERROR :Invalid credentials".into()));
+                    return None;
+                }
+            }
+        }
+    };
+    let Some(handle) = shared.user(&login.user) else {
+        writer.close(Some("ERROR :This account is not loaded, try again later".into()));
+        return None;
+    };
+    tracing::info!(user = %login.user, network = ?login.network, client = ?login.client, "client registered");
+    let attach = Attach {
+        id,
+        writer: writer.clone(),
+        nick,
+        caps: reg.caps,
+        cap_version: reg.cap_version,
+        network: login.network,
+        client_name: login.client,
+        remote,
+    };
+    let events = handle.sender();
+    if events.send(UserEvent::Attach(Box::new(attach))).await.is_err() {
+        writer.close(Some("ERROR :Account is shutting down".into()));
+        return None;
+    }
+    Some(events)
+}
+
+/// Forward the client's input to its user's actor until the connection ends.
+async fn pump(reader: &mut LineReader, writer: &Writer, id: u64, events: tokio::sync::mpsc::Sender<UserEvent>) {
+    let cancel = writer.cancel_token();
+    loop {
+        let frame = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = reader.next_frame() => r,
+        };
+        let event = match frame {
+            Ok(Some(Frame::TooLong)) => DownstreamEvent::TooLong,
+            Ok(Some(Frame::Line { text, lossy })) => match text.parse::<Message>() {
+                Ok(msg) if lossy => DownstreamEvent::InvalidUtf8(msg.command),
+                Ok(msg) => DownstreamEvent::Line(msg),
+                Err(_) if lossy => DownstreamEvent::InvalidUtf8(String::new()),
+                Err(_) => DownstreamEvent::Malformed,
+            },
+            Ok(None) | Err(_) => break,
+        };
+        if events.send(UserEvent::Downstream { id, event }).await.is_err() {
+            writer.close(Some("ERROR :Account is shutting down".into()));
+            break;
+        }
+    }
+    let _ = events
+        .send(UserEvent::Downstream {
+            id,
+            event: DownstreamEvent::Closed,
+        })
+        .await;
+    writer.close(None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_names_in_both_orders() {
+        let p = LoginName::parse;
+        assert_eq!(p("alice").user, "alice");
+        let a = p("alice/libera@phone");
+        assert_eq!((a.user.as_str(), a.network.as_deref(), a.client.as_deref()), ("alice", Some("libera"), Some("phone")));
+        let b = p("alice@phone/libera");
+        assert_eq!((b.user.as_str(), b.network.as_deref(), b.client.as_deref()), ("alice", Some("libera"), Some("phone")));
+        let c = p("alice/libera");
+        assert_eq!((c.network.as_deref(), c.client.as_deref()), (Some("libera"), None));
+        let d = p("alice@laptop");
+        assert_eq!((d.network.as_deref(), d.client.as_deref()), (None, Some("laptop")));
+    }
+}
