@@ -1,0 +1,204 @@
+//! The `channels` table.
+//!
+//! Rows are keyed by `(network_id, name)`; names are stored exactly as
+//! given (the caller casemaps them consistently). Synchronous functions run
+//! on the database thread; see [`super::Db`] for the async API.
+
+use rusqlite::{Connection, Row, params};
+
+use super::{ChannelRecord, DbError, DbResult, is_foreign_key_violation};
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
+    Ok(ChannelRecord {
+        id: row.get(0)?,
+        network_id: row.get(1)?,
+        name: row.get(2)?,
+        key: row.get(3)?,
+        detached: row.get(4)?,
+    })
+}
+
+/// Channels of network `network_id`, ordered by id.
+pub fn list(conn: &Connection, network_id: i64) -> DbResult<Vec<ChannelRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, network_id, name, key, detached FROM channels
+         WHERE network_id = ?1 ORDER BY id",
+    )?;
+    let channels = stmt
+        .query_map([network_id], from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(channels)
+}
+
+/// Inserts the channel or updates `key` and `detached` of the existing row
+/// with the same `(network_id, name)`; `ch.id` is ignored. Returns the
+/// record with its row id.
+pub fn upsert(conn: &Connection, mut ch: ChannelRecord) -> DbResult<ChannelRecord> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO channels (network_id, name, key, detached) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (network_id, name) DO UPDATE SET
+            key = excluded.key, detached = excluded.detached
+         RETURNING id",
+    )?;
+    let result = stmt.query_row(
+        params![ch.network_id, ch.name, ch.key, ch.detached],
+        |row| row.get(0),
+    );
+    match result {
+        Ok(id) => {
+            ch.id = id;
+            Ok(ch)
+        }
+        Err(err) if is_foreign_key_violation(&err) => Err(DbError::NotFound(format!(
+            "no network with id {}",
+            ch.network_id
+        ))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Deletes channel `name` of network `network_id`; a missing row is not an
+/// error.
+pub fn delete(conn: &Connection, network_id: i64, name: &str) -> DbResult<()> {
+    conn.prepare_cached("DELETE FROM channels WHERE network_id = ?1 AND name = ?2")?
+        .execute(params![network_id, name])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::{ChannelRecord, Db, DbError, NetworkRecord, UserRecord};
+
+    async fn db_with_network() -> (Db, i64) {
+        let db = Db::open_in_memory().unwrap();
+        let user = db
+            .create_user(UserRecord {
+                username: "alice".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let net = db
+            .create_network(NetworkRecord {
+                user_id: user.id,
+                name: "libera".into(),
+                addr: "irc.libera.chat".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        (db, net.id)
+    }
+
+    fn chan(network_id: i64, name: &str) -> ChannelRecord {
+        ChannelRecord {
+            network_id,
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn upsert_list_delete() {
+        let (db, nid) = db_with_network().await;
+        assert!(db.list_channels(nid).await.unwrap().is_empty());
+
+        let a = db.upsert_channel(chan(nid, "#a")).await.unwrap();
+        assert!(a.id > 0);
+        let b = db
+            .upsert_channel(ChannelRecord {
+                key: Some("secret".into()),
+                ..chan(nid, "#b")
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            db.list_channels(nid).await.unwrap(),
+            vec![a.clone(), b.clone()]
+        );
+
+        // Upserting an existing name updates it in place, keeping the id.
+        let a2 = db
+            .upsert_channel(ChannelRecord {
+                id: 12345,
+                key: Some("k".into()),
+                detached: true,
+                ..chan(nid, "#a")
+            })
+            .await
+            .unwrap();
+        assert_eq!(a2.id, a.id);
+        assert_eq!(
+            db.list_channels(nid).await.unwrap(),
+            vec![
+                ChannelRecord {
+                    id: a.id,
+                    network_id: nid,
+                    name: "#a".into(),
+                    key: Some("k".into()),
+                    detached: true,
+                },
+                b.clone(),
+            ]
+        );
+
+        db.delete_channel(nid, "#a").await.unwrap();
+        assert_eq!(db.list_channels(nid).await.unwrap(), vec![b]);
+        // Deleting a missing channel is fine.
+        db.delete_channel(nid, "#a").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn names_are_compared_exactly() {
+        let (db, nid) = db_with_network().await;
+        db.upsert_channel(chan(nid, "#a")).await.unwrap();
+        db.upsert_channel(chan(nid, "#A")).await.unwrap();
+        assert_eq!(db.list_channels(nid).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn unknown_network_is_not_found() {
+        let db = Db::open_in_memory().unwrap();
+        let err = db.upsert_channel(chan(7, "#a")).await.unwrap_err();
+        assert!(matches!(err, DbError::NotFound(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn detached_writes_are_visible_to_later_reads() {
+        let (db, nid) = db_with_network().await;
+        db.upsert_channel_detached(chan(nid, "#a"));
+        db.upsert_channel_detached(ChannelRecord {
+            key: Some("k".into()),
+            ..chan(nid, "#b")
+        });
+        db.upsert_channel_detached(ChannelRecord {
+            detached: true,
+            ..chan(nid, "#a")
+        });
+        db.delete_channel_detached(nid, "#b".into());
+        let list = db.list_channels(nid).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].name, "#a");
+        assert!(list[0].detached);
+    }
+
+    /// Many more fire-and-forget writes than the request queue holds: none
+    /// is lost, the order is kept, and a read afterwards sees all of them.
+    #[tokio::test]
+    async fn detached_writes_survive_a_full_queue() {
+        let (db, nid) = db_with_network().await;
+        for i in 0..2000 {
+            db.upsert_channel_detached(chan(nid, &format!("#c{i}")));
+            if i % 2 == 1 {
+                // Deleting the previous one checks the ordering too.
+                db.delete_channel_detached(nid, format!("#c{}", i - 1));
+            }
+        }
+        let list = db.list_channels(nid).await.unwrap();
+        assert_eq!(list.len(), 1000);
+        assert!(list.iter().all(|c| {
+            let n: u32 = c.name[2..].parse().unwrap();
+            n % 2 == 1
+        }));
+    }
+}

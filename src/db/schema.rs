@@ -1,0 +1,238 @@
+//! Connection settings and schema migrations.
+//!
+//! The schema version is stored in `PRAGMA user_version`. [`MIGRATIONS`]
+//! lists every migration in order; migration `n` (1-based) brings the schema
+//! from version `n - 1` to version `n`. Each pending migration runs in its
+//! own transaction together with the `user_version` bump, so a failure
+//! leaves the database at the last fully applied version.
+//!
+//! To change the schema, append a new [`Migration`] to [`MIGRATIONS`];
+//! never edit one that has been released.
+
+use rusqlite::{Connection, Transaction};
+
+use super::{DbResult, other_error};
+
+/// One schema migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Short description, for logs.
+    pub description: &'static str,
+    /// Applies the change inside the given transaction.
+    pub apply: fn(&Transaction<'_>) -> rusqlite::Result<()>,
+}
+
+/// All migrations, oldest first. The schema version after applying the
+/// `n`-th entry is `n`.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    description: "users, networks and channels",
+    apply: migration_1,
+}];
+
+/// The schema version this build of tether writes.
+pub fn latest_version() -> u32 {
+    // The list is tiny; the conversion cannot fail in practice.
+    u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX)
+}
+
+/// Applies the per-connection settings: WAL journal (file databases only;
+/// in-memory databases keep their `memory` journal), `synchronous=NORMAL`,
+/// a 5 s busy timeout and enforced foreign keys.
+pub fn configure(conn: &Connection) -> DbResult<()> {
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+        tracing::warn!(journal_mode = %mode, "database: could not enable WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "busy_timeout", 5000)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Reads `PRAGMA user_version`.
+pub fn user_version(conn: &Connection) -> DbResult<u32> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+/// Brings the schema up to [`latest_version`]. Refuses to touch a database
+/// written by a newer tether.
+pub fn migrate(conn: &mut Connection) -> DbResult<()> {
+    let current = user_version(conn)?;
+    let latest = latest_version();
+    if current > latest {
+        return Err(other_error(format!(
+            "schema version {current} is newer than this tether supports ({latest})"
+        ))
+        .into());
+    }
+    for (version, migration) in (1..=latest).zip(MIGRATIONS).skip(current as usize) {
+        let tx = conn.transaction()?;
+        (migration.apply)(&tx)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(
+            version,
+            description = migration.description,
+            "database: applied migration"
+        );
+    }
+    Ok(())
+}
+
+fn migration_1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            username TEXT UNIQUE NOT NULL,
+            password_hash TEXT,
+            admin INTEGER NOT NULL DEFAULT 0,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            nick TEXT,
+            realname TEXT,
+            max_networks INTEGER,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE networks (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            addr TEXT NOT NULL,
+            nick TEXT,
+            username TEXT,
+            realname TEXT,
+            pass TEXT,
+            sasl_mechanism TEXT,
+            sasl_plain_username TEXT,
+            sasl_plain_password TEXT,
+            connect_commands TEXT,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            UNIQUE(user_id, name)
+        );
+        CREATE TABLE channels (
+            id INTEGER PRIMARY KEY,
+            network_id INTEGER NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            key TEXT,
+            detached INTEGER NOT NULL DEFAULT 0,
+            UNIQUE(network_id, name)
+        );",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Db, DbError, UserRecord};
+
+    fn table_names(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn fresh_database_is_migrated() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 0);
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), latest_version());
+        assert_eq!(table_names(&conn), ["channels", "networks", "users"]);
+        // Running again is a no-op.
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), latest_version());
+    }
+
+    #[tokio::test]
+    async fn reopen_file_database_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.db");
+
+        let db = Db::open(&path).unwrap();
+        db.create_user(UserRecord {
+            username: "alice".into(),
+            enabled: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        db.close().await;
+
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), latest_version());
+        drop(conn);
+
+        let db = Db::open(&path).unwrap();
+        let users = db.list_users().await.unwrap();
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].username, "alice");
+        db.close().await;
+
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), latest_version());
+    }
+
+    #[test]
+    fn wal_mode_on_file_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.db");
+        let conn = Connection::open(&path).unwrap();
+        configure(&conn).unwrap();
+        drop(conn);
+        // WAL is persistent: a plain connection sees it too.
+        let conn = Connection::open(&path).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn settings_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("tether.db")).unwrap();
+        configure(&conn).unwrap();
+        let get = |name: &str| -> i64 {
+            conn.pragma_query_value(None, name, |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(get("foreign_keys"), 1);
+        assert_eq!(get("synchronous"), 1); // NORMAL
+        assert_eq!(get("busy_timeout"), 5000);
+    }
+
+    #[tokio::test]
+    async fn wal_mode_via_db_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.db");
+        let db = Db::open(&path).unwrap();
+        db.count_users().await.unwrap();
+        // The WAL file exists while the database is open.
+        assert!(dir.path().join("tether.db-wal").exists());
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tether.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", latest_version() + 1)
+            .unwrap();
+        drop(conn);
+        let err = Db::open(&path).unwrap_err();
+        assert!(matches!(err, DbError::Sqlite(_)), "{err}");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn migration_versions_are_sequential() {
+        assert_eq!(latest_version() as usize, MIGRATIONS.len());
+        assert!(!MIGRATIONS.is_empty());
+    }
+}
