@@ -1,2 +1,3 @@
 mod harness;
+mod harness_selftest;
 mod inspircd;
