@@ -203,7 +203,8 @@ impl Bucket {
     /// Time to wait before one line may be sent (zero if a token is there).
     fn wait_time(&mut self) -> Duration {
         let now = Instant::now();
-        let earned = now.duration_since(self.last).as_secs_f64() / self.flood.interval.as_secs_f64();
+        let earned =
+            now.duration_since(self.last).as_secs_f64() / self.flood.interval.as_secs_f64();
         self.tokens = (self.tokens + earned).min(f64::from(self.flood.burst));
         self.last = now;
         if self.tokens >= 1.0 {
@@ -238,7 +239,10 @@ impl WriterTask {
     async fn run(mut self) {
         let mut out = BytesMut::with_capacity(4096);
         loop {
-            let wait = self.bucket.as_mut().map_or(Duration::ZERO, Bucket::wait_time);
+            let wait = self
+                .bucket
+                .as_mut()
+                .map_or(Duration::ZERO, Bucket::wait_time);
             let next = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => Next::Cancelled,
@@ -350,11 +354,19 @@ mod tests {
     #[tokio::test]
     async fn reader_yields_frames_and_eof() {
         let (mut a, b) = tokio::io::duplex(1024);
-        a.write_all(b"PING 1\r\nfoo\xff\nlast").await.expect("write");
+        a.write_all(b"PING 1\r\nfoo\xff\nlast")
+            .await
+            .expect("write");
         drop(a);
         let mut r = LineReader::new(Box::new(b), 512);
-        assert!(matches!(r.next_frame().await, Ok(Some(Frame::Line { lossy: false, .. }))));
-        assert!(matches!(r.next_frame().await, Ok(Some(Frame::Line { lossy: true, .. }))));
+        assert!(matches!(
+            r.next_frame().await,
+            Ok(Some(Frame::Line { lossy: false, .. }))
+        ));
+        assert!(matches!(
+            r.next_frame().await,
+            Ok(Some(Frame::Line { lossy: true, .. }))
+        ));
         assert!(matches!(r.next_frame().await, Ok(Some(Frame::Line { .. }))));
         assert!(matches!(r.next_frame().await, Ok(None)));
     }

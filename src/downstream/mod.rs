@@ -3,6 +3,7 @@
 //! capability filtering ([`filter`]) and one handler per client command
 //! ([`handlers`]).
 
+pub mod attach;
 pub mod burst;
 pub mod filter;
 pub mod handlers;

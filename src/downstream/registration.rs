@@ -160,7 +160,14 @@ async fn register(
         let nick = reg.nick.clone().unwrap_or_else(|| "*".to_string());
         let msg = match frame {
             Frame::TooLong => {
-                reply(writer, server_msg(shared, numeric::ERR_INPUTTOOLONG, &[&nick, "Input line was too long"]));
+                reply(
+                    writer,
+                    server_msg(
+                        shared,
+                        numeric::ERR_INPUTTOOLONG,
+                        &[&nick, "Input line was too long"],
+                    ),
+                );
                 continue;
             }
             Frame::Line { text, lossy } => match text.parse::<Message>() {
@@ -192,16 +199,37 @@ async fn register(
             "NICK" => match msg.param(0) {
                 Some(n) if !n.is_empty() => {
                     if crate::service::is_service_nick(n) {
-                        reply(writer, server_msg(shared, numeric::ERR_NICKNAMEINUSE, &[&nick, n, "Nickname reserved for bouncer service"]));
+                        reply(
+                            writer,
+                            server_msg(
+                                shared,
+                                numeric::ERR_NICKNAMEINUSE,
+                                &[&nick, n, "Nickname reserved for bouncer service"],
+                            ),
+                        );
                     } else {
                         reg.nick = Some(n.to_string());
                     }
                 }
-                _ => reply(writer, server_msg(shared, numeric::ERR_NONICKNAMEGIVEN, &[&nick, "No nickname given"])),
+                _ => reply(
+                    writer,
+                    server_msg(
+                        shared,
+                        numeric::ERR_NONICKNAMEGIVEN,
+                        &[&nick, "No nickname given"],
+                    ),
+                ),
             },
             "USER" => {
                 if msg.params.len() < 4 {
-                    reply(writer, server_msg(shared, numeric::ERR_NEEDMOREPARAMS, &[&nick, "USER", "Not enough parameters"]));
+                    reply(
+                        writer,
+                        server_msg(
+                            shared,
+                            numeric::ERR_NEEDMOREPARAMS,
+                            &[&nick, "USER", "Not enough parameters"],
+                        ),
+                    );
                 } else {
                     reg.user = msg.param(0).map(str::to_string);
                 }
@@ -209,14 +237,24 @@ async fn register(
             "AUTHENTICATE" => authenticate(shared, writer, &mut reg, &nick, &msg).await,
             "PING" => {
                 let token = msg.param(0).unwrap_or("");
-                reply(writer, server_msg(shared, "PONG", &[&shared.config.hostname, token]));
+                reply(
+                    writer,
+                    server_msg(shared, "PONG", &[&shared.config.hostname, token]),
+                );
             }
             "PONG" => {}
             "QUIT" => {
                 writer.close(Some("ERROR :Closing link (quit)".into()));
                 return None;
             }
-            _ => reply(writer, server_msg(shared, numeric::ERR_NOTREGISTERED, &[&nick, "You have not registered"])),
+            _ => reply(
+                writer,
+                server_msg(
+                    shared,
+                    numeric::ERR_NOTREGISTERED,
+                    &[&nick, "You have not registered"],
+                ),
+            ),
         }
 
         if reg.nick.is_some() && reg.user.is_some() && !reg.negotiating {
@@ -227,22 +265,57 @@ async fn register(
 
 fn invalid_utf8_reply(shared: &Shared, command: &str) -> Message {
     let command = if command.is_empty() { "*" } else { command };
-    server_msg(shared, "FAIL", &[command, "INVALID_UTF8", "Message rejected: it is not valid UTF-8"])
+    server_msg(
+        shared,
+        "FAIL",
+        &[
+            command,
+            "INVALID_UTF8",
+            "Message rejected: it is not valid UTF-8",
+        ],
+    )
 }
 
-async fn authenticate(shared: &Arc<Shared>, writer: &Writer, reg: &mut Registration, nick: &str, msg: &Message) {
+async fn authenticate(
+    shared: &Arc<Shared>,
+    writer: &Writer,
+    reg: &mut Registration,
+    nick: &str,
+    msg: &Message,
+) {
     if !reg.caps.contains("sasl") {
-        reply(writer, server_msg(shared, numeric::ERR_SASLFAIL, &[nick, "SASL not negotiated"]));
+        reply(
+            writer,
+            server_msg(
+                shared,
+                numeric::ERR_SASLFAIL,
+                &[nick, "SASL not negotiated"],
+            ),
+        );
         return;
     }
     let arg = msg.param(0).unwrap_or("");
     if arg == "*" {
         reg.sasl = None;
-        reply(writer, server_msg(shared, numeric::ERR_SASLABORTED, &[nick, "SASL authentication aborted"]));
+        reply(
+            writer,
+            server_msg(
+                shared,
+                numeric::ERR_SASLABORTED,
+                &[nick, "SASL authentication aborted"],
+            ),
+        );
         return;
     }
     if reg.sasl_login.is_some() {
-        reply(writer, server_msg(shared, numeric::ERR_SASLALREADY, &[nick, "You have already authenticated using SASL"]));
+        reply(
+            writer,
+            server_msg(
+                shared,
+                numeric::ERR_SASLALREADY,
+                &[nick, "You have already authenticated using SASL"],
+            ),
+        );
         return;
     }
     let Some(assembler) = reg.sasl.as_mut() else {
@@ -250,8 +323,22 @@ async fn authenticate(shared: &Arc<Shared>, writer: &Writer, reg: &mut Registrat
             reg.sasl = Some(ChunkAssembler::default());
             reply(writer, Message::new("AUTHENTICATE", ["+"]));
         } else {
-            reply(writer, server_msg(shared, numeric::RPL_SASLMECHS, &[nick, "PLAIN", "are available SASL mechanisms"]));
-            reply(writer, server_msg(shared, numeric::ERR_SASLFAIL, &[nick, "SASL authentication failed"]));
+            reply(
+                writer,
+                server_msg(
+                    shared,
+                    numeric::RPL_SASLMECHS,
+                    &[nick, "PLAIN", "are available SASL mechanisms"],
+                ),
+            );
+            reply(
+                writer,
+                server_msg(
+                    shared,
+                    numeric::ERR_SASLFAIL,
+                    &[nick, "SASL authentication failed"],
+                ),
+            );
         }
         return;
     };
@@ -260,12 +347,26 @@ async fn authenticate(shared: &Arc<Shared>, writer: &Writer, reg: &mut Registrat
         Ok(Assembled::Done(payload)) => payload,
         Err(crate::proto::sasl::SaslError::TooLong) => {
             reg.sasl = None;
-            reply(writer, server_msg(shared, numeric::ERR_SASLTOOLONG, &[nick, "SASL message too long"]));
+            reply(
+                writer,
+                server_msg(
+                    shared,
+                    numeric::ERR_SASLTOOLONG,
+                    &[nick, "SASL message too long"],
+                ),
+            );
             return;
         }
         Err(_) => {
             reg.sasl = None;
-            reply(writer, server_msg(shared, numeric::ERR_SASLFAIL, &[nick, "SASL authentication failed"]));
+            reply(
+                writer,
+                server_msg(
+                    shared,
+                    numeric::ERR_SASLFAIL,
+                    &[nick, "SASL authentication failed"],
+                ),
+            );
             return;
         }
     };
@@ -273,7 +374,14 @@ async fn authenticate(shared: &Arc<Shared>, writer: &Writer, reg: &mut Registrat
     let creds = match decode_plain(&payload) {
         Ok(c) if c.authzid.is_empty() || c.authzid == c.authcid => c,
         _ => {
-            reply(writer, server_msg(shared, numeric::ERR_SASLFAIL, &[nick, "SASL authentication failed"]));
+            reply(
+                writer,
+                server_msg(
+                    shared,
+                    numeric::ERR_SASLFAIL,
+                    &[nick, "SASL authentication failed"],
+                ),
+            );
             return;
         }
     };
@@ -282,11 +390,37 @@ async fn authenticate(shared: &Arc<Shared>, writer: &Writer, reg: &mut Registrat
         Ok(user_id) => {
             let account = login.user.clone();
             reg.sasl_login = Some((login, user_id));
-            reply(writer, server_msg(shared, numeric::RPL_LOGGEDIN, &[nick, &format!("{nick}!{account}@tether"), &account, &format!("You are now logged in as {account}")]));
-            reply(writer, server_msg(shared, numeric::RPL_SASLSUCCESS, &[nick, "SASL authentication successful"]));
+            reply(
+                writer,
+                server_msg(
+                    shared,
+                    numeric::RPL_LOGGEDIN,
+                    &[
+                        nick,
+                        &format!("{nick}!{account}@tether"),
+                        &account,
+                        &format!("You are now logged in as {account}"),
+                    ],
+                ),
+            );
+            reply(
+                writer,
+                server_msg(
+                    shared,
+                    numeric::RPL_SASLSUCCESS,
+                    &[nick, "SASL authentication successful"],
+                ),
+            );
         }
         Err(_) => {
-            reply(writer, server_msg(shared, numeric::ERR_SASLFAIL, &[nick, "SASL authentication failed: invalid credentials"]));
+            reply(
+                writer,
+                server_msg(
+                    shared,
+                    numeric::ERR_SASLFAIL,
+                    &[nick, "SASL authentication failed: invalid credentials"],
+                ),
+            );
         }
     }
 }
@@ -298,7 +432,11 @@ enum LoginError {
     Internal,
 }
 
-async fn check_password(shared: &Shared, username: &str, password: &str) -> Result<i64, LoginError> {
+async fn check_password(
+    shared: &Shared,
+    username: &str,
+    password: &str,
+) -> Result<i64, LoginError> {
     let record = match shared.db.get_user(username).await {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -350,7 +488,14 @@ async fn finish(
         Some((login, _)) => login.merge(&user_login),
         None => {
             let Some(pass) = reg.pass.as_deref() else {
-                reply(writer, server_msg(shared, numeric::ERR_PASSWDMISMATCH, &[&nick, "Password required: use PASS or SASL"]));
+                reply(
+                    writer,
+                    server_msg(
+                        shared,
+                        numeric::ERR_PASSWDMISMATCH,
+                        &[&nick, "Password required: use PASS or SASL"],
+                    ),
+                );
                 writer.close(Some("ERROR :Authentication required".into()));
                 return None;
             };
@@ -366,7 +511,14 @@ async fn finish(
                 }
                 Err(LoginError::Invalid) => {
                     tracing::info!(user = %user_login.user, "login failed");
-                    reply(writer, server_msg(shared, numeric::ERR_PASSWDMISMATCH, &[&nick, "Invalid credentials"]));
+                    reply(
+                        writer,
+                        server_msg(
+                            shared,
+                            numeric::ERR_PASSWDMISMATCH,
+                            &[&nick, "Invalid credentials"],
+                        ),
+                    );
                     writer.close(Some("ERROR :Invalid credentials".into()));
                     return None;
                 }
@@ -374,7 +526,9 @@ async fn finish(
         }
     };
     let Some(handle) = shared.user(&login.user) else {
-        writer.close(Some("ERROR :This account is not loaded, try again later".into()));
+        writer.close(Some(
+            "ERROR :This account is not loaded, try again later".into(),
+        ));
         return None;
     };
     tracing::info!(user = %login.user, network = ?login.network, client = ?login.client, "client registered");
@@ -389,7 +543,11 @@ async fn finish(
         remote,
     };
     let events = handle.sender();
-    if events.send(UserEvent::Attach(Box::new(attach))).await.is_err() {
+    if events
+        .send(UserEvent::Attach(Box::new(attach)))
+        .await
+        .is_err()
+    {
         writer.close(Some("ERROR :Account is shutting down".into()));
         return None;
     }
@@ -397,7 +555,12 @@ async fn finish(
 }
 
 /// Forward the client's input to its user's actor until the connection ends.
-async fn pump(reader: &mut LineReader, writer: &Writer, id: u64, events: tokio::sync::mpsc::Sender<UserEvent>) {
+async fn pump(
+    reader: &mut LineReader,
+    writer: &Writer,
+    id: u64,
+    events: tokio::sync::mpsc::Sender<UserEvent>,
+) {
     let cancel = writer.cancel_token();
     loop {
         let frame = tokio::select! {
@@ -414,7 +577,11 @@ async fn pump(reader: &mut LineReader, writer: &Writer, id: u64, events: tokio::
             },
             Ok(None) | Err(_) => break,
         };
-        if events.send(UserEvent::Downstream { id, event }).await.is_err() {
+        if events
+            .send(UserEvent::Downstream { id, event })
+            .await
+            .is_err()
+        {
             writer.close(Some("ERROR :Account is shutting down".into()));
             break;
         }
@@ -437,12 +604,24 @@ mod tests {
         let p = LoginName::parse;
         assert_eq!(p("alice").user, "alice");
         let a = p("alice/libera@phone");
-        assert_eq!((a.user.as_str(), a.network.as_deref(), a.client.as_deref()), ("alice", Some("libera"), Some("phone")));
+        assert_eq!(
+            (a.user.as_str(), a.network.as_deref(), a.client.as_deref()),
+            ("alice", Some("libera"), Some("phone"))
+        );
         let b = p("alice@phone/libera");
-        assert_eq!((b.user.as_str(), b.network.as_deref(), b.client.as_deref()), ("alice", Some("libera"), Some("phone")));
+        assert_eq!(
+            (b.user.as_str(), b.network.as_deref(), b.client.as_deref()),
+            ("alice", Some("libera"), Some("phone"))
+        );
         let c = p("alice/libera");
-        assert_eq!((c.network.as_deref(), c.client.as_deref()), (Some("libera"), None));
+        assert_eq!(
+            (c.network.as_deref(), c.client.as_deref()),
+            (Some("libera"), None)
+        );
         let d = p("alice@laptop");
-        assert_eq!((d.network.as_deref(), d.client.as_deref()), (None, Some("laptop")));
+        assert_eq!(
+            (d.network.as_deref(), d.client.as_deref()),
+            (None, Some("laptop"))
+        );
     }
 }

@@ -189,10 +189,7 @@ mod tests {
     fn over_long_line_arriving_whole_is_reported() {
         let mut d = LineDecoder::new(4);
         let mut b = BytesMut::from(&b"12345\r\nabcd\r\n"[..]);
-        assert_eq!(
-            all(&mut d, &mut b),
-            vec![Frame::TooLong, line("abcd")]
-        );
+        assert_eq!(all(&mut d, &mut b), vec![Frame::TooLong, line("abcd")]);
     }
 
     #[test]

@@ -256,8 +256,7 @@ impl fmt::Display for Message {
             // Parameters cannot carry line breaks or NUL; replace them rather
             // than emit a line that would split into two commands.
             let clean = param.replace(['\r', '\n', '\0'], " ");
-            let needs_colon =
-                clean.is_empty() || clean.starts_with(':') || clean.contains(' ');
+            let needs_colon = clean.is_empty() || clean.starts_with(':') || clean.contains(' ');
             if i == last && needs_colon {
                 out.push(':');
             }

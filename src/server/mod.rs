@@ -1,1 +1,304 @@
-//! stub
+//! The running bouncer: listeners and their accept loops ([`listener`]),
+//! TLS certificate reload ([`tls`]), the admin socket ([`admin`]), the
+//! state every task shares ([`Shared`]: configuration, database, the
+//! registry of user actors) and graceful shutdown.
+
+pub mod admin;
+pub mod listener;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, Listener};
+use crate::db::{ChannelRecord, Db, DbError, NetworkRecord, UserRecord};
+use crate::user::{UserHandle, spawn_user};
+
+/// Why the server could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("listen {uri}: {error}")]
+    Bind { uri: String, error: std::io::Error },
+    #[error("an ircs:// listener needs a tls directive")]
+    NoTls,
+    #[error("no listener configured")]
+    NoListener,
+    #[error("password hashing: {0}")]
+    Auth(#[from] crate::auth::AuthError),
+}
+
+/// State shared by every task of the server.
+pub struct Shared {
+    pub config: Config,
+    pub db: Db,
+    /// When the server started, for 003.
+    pub started: String,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Permits for open connections (`max-connections`).
+    pub connection_limit: Arc<tokio::sync::Semaphore>,
+    users: Mutex<HashMap<String, UserHandle>>,
+    user_tasks: Mutex<Vec<JoinHandle<()>>>,
+    next_client: AtomicU64,
+}
+
+impl Shared {
+    /// A fresh client id.
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The running actor of a user.
+    pub fn user(&self, name: &str) -> Option<UserHandle> {
+        self.users.lock().ok().and_then(|u| u.get(name).cloned())
+    }
+
+    fn all_users(&self) -> Vec<UserHandle> {
+        self.users
+            .lock()
+            .map(|u| u.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Start the actor of a user and register it.
+    pub fn start_user(
+        self: &Arc<Self>,
+        record: UserRecord,
+        networks: Vec<(NetworkRecord, Vec<ChannelRecord>)>,
+    ) {
+        let name = record.username.clone();
+        let (handle, task) = spawn_user(self.clone(), record, networks);
+        if let Ok(mut users) = self.users.lock() {
+            users.insert(name, handle);
+        }
+        if let Ok(mut tasks) = self.user_tasks.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
+    }
+
+    /// Stop a user's actor (closing its connections) and unregister it.
+    pub async fn stop_user(&self, name: &str, reason: &str) {
+        let handle = self.users.lock().ok().and_then(|mut u| u.remove(name));
+        if let Some(handle) = handle {
+            handle.stop(reason).await;
+        }
+    }
+}
+
+/// What one listener ended up bound to.
+#[derive(Debug, Clone)]
+pub enum Bound {
+    Tcp {
+        listener: Listener,
+        addr: SocketAddr,
+    },
+    Unix {
+        listener: Listener,
+        path: PathBuf,
+    },
+}
+
+/// A running bouncer.
+pub struct Server {
+    shared: Arc<Shared>,
+    bound: Vec<Bound>,
+    certs: Option<Arc<tls::CertStore>>,
+    first_run_password: Option<String>,
+    connections: TaskTracker,
+    accept_tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Bind every listener, open the database, create the first
+    /// administrator when there is no user yet, load the users and start
+    /// serving.
+    pub async fn start(config: Config) -> Result<Server, ServerError> {
+        if config.listeners.is_empty() {
+            return Err(ServerError::NoListener);
+        }
+        let certs = if config
+            .listeners
+            .iter()
+            .any(|l| matches!(l, Listener::Ircs { .. }))
+        {
+            let tls = config.tls.as_ref().ok_or(ServerError::NoTls)?;
+            Some(tls::CertStore::load(&tls.cert, &tls.key)?)
+        } else {
+            None
+        };
+        let db = Db::open(&config.db_path)?;
+        let first_run_password = create_first_admin(&db).await?;
+        let connection_limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        let shared = Arc::new(Shared {
+            connection_limit,
+            config,
+            db,
+            started: chrono::Utc::now()
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string(),
+            shutdown: CancellationToken::new(),
+            users: Mutex::new(HashMap::new()),
+            user_tasks: Mutex::new(Vec::new()),
+            next_client: AtomicU64::new(1),
+        });
+        load_users(&shared).await?;
+        let connections = TaskTracker::new();
+        let mut bound = Vec::new();
+        let mut accept_tasks = Vec::new();
+        for listener in shared.config.listeners.clone() {
+            let tls_config = match (&listener, &certs) {
+                (Listener::Ircs { .. }, Some(store)) => Some(store.server_config()?),
+                _ => None,
+            };
+            let (b, task) =
+                listener::bind(shared.clone(), listener, tls_config, connections.clone()).await?;
+            bound.push(b);
+            accept_tasks.push(task);
+        }
+        Ok(Server {
+            shared,
+            bound,
+            certs,
+            first_run_password,
+            connections,
+            accept_tasks,
+        })
+    }
+
+    /// Bound address of the first plain-text TCP listener.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.bound.iter().find_map(|b| match b {
+            Bound::Tcp {
+                listener: Listener::Irc { .. } | Listener::IrcInsecure { .. },
+                addr,
+            } => Some(*addr),
+            _ => None,
+        })
+    }
+
+    /// Bound address of the first TLS listener.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.bound.iter().find_map(|b| match b {
+            Bound::Tcp {
+                listener: Listener::Ircs { .. },
+                addr,
+            } => Some(*addr),
+            _ => None,
+        })
+    }
+
+    /// Path of the first admin socket.
+    pub fn admin_path(&self) -> Option<PathBuf> {
+        self.bound.iter().find_map(|b| match b {
+            Bound::Unix {
+                listener: Listener::UnixAdmin { .. },
+                path,
+            } => Some(path.clone()),
+            _ => None,
+        })
+    }
+
+    /// Every bound listener.
+    pub fn bound(&self) -> &[Bound] {
+        &self.bound
+    }
+
+    /// The password of the `admin` user created by this start, if any.
+    pub fn first_run_password(&self) -> Option<&str> {
+        self.first_run_password.as_deref()
+    }
+
+    /// The shared state (configuration, database, users).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Read the TLS certificate and key again. Established connections
+    /// keep their session; new ones get the new certificate.
+    pub fn reload_tls(&self) -> Result<(), ServerError> {
+        if let Some(store) = &self.certs {
+            store.reload()?;
+            tracing::info!("TLS certificate reloaded");
+        }
+        Ok(())
+    }
+
+    /// Shut down gracefully: stop accepting, send clients `ERROR` and
+    /// servers `QUIT`, wait for connections to close, flush the database.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        self.shared.shutdown.cancel();
+        for task in &self.accept_tasks {
+            task.abort();
+        }
+        let users = self.shared.all_users();
+        futures::future::join_all(users.iter().map(|u| u.stop("Server shutting down"))).await;
+        self.connections.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close in time");
+        }
+        let tasks: Vec<JoinHandle<()>> = self
+            .shared
+            .user_tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        self.shared.db.close().await;
+        for b in &self.bound {
+            if let Bound::Unix { path, .. } = b {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// Create `admin` with a random password when the database has no user.
+async fn create_first_admin(db: &Db) -> Result<Option<String>, ServerError> {
+    if db.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let password = crate::auth::random_password();
+    let hash = crate::auth::hash_password_async(password.clone()).await?;
+    db.create_user(UserRecord {
+        username: "admin".to_string(),
+        password_hash: Some(hash),
+        admin: true,
+        enabled: true,
+        ..UserRecord::default()
+    })
+    .await?;
+    tracing::warn!("created the first user \"admin\" with password: {password}");
+    Ok(Some(password))
+}
+
+async fn load_users(shared: &Arc<Shared>) -> Result<(), ServerError> {
+    let users = shared.db.list_users().await?;
+    for user in users {
+        let mut networks = Vec::new();
+        for net in shared.db.list_networks(user.id).await? {
+            let channels = shared.db.list_channels(net.id).await?;
+            networks.push((net, channels));
+        }
+        shared.start_user(user, networks);
+    }
+    Ok(())
+}

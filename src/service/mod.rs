@@ -1,5 +1,412 @@
 //! BouncerServ: the administration service users and administrators talk to
 //! in order to manage their account, networks and the bouncer itself.
+//!
+//! A command line is split into words ([`words`]), the command is found in
+//! [`COMMANDS`] by unique-prefix matching of each word, and its flags are
+//! parsed with [`flags`]. Commands that act on one user's networks run
+//! inside that user's actor ([`network`], [`channel`]); global commands
+//! (users, help) run in their own task ([`user`]) so that they can never
+//! block an actor. The same commands are reachable from IRC clients
+//! (`PRIVMSG BouncerServ`) and from the admin socket.
 
+pub mod channel;
 pub mod flags;
+pub mod network;
+pub mod user;
 pub mod words;
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::downstream::ClientId;
+use crate::proto::Message;
+use crate::server::Shared;
+use crate::user::{UserActor, UserEvent};
+
+/// The source of BouncerServ's messages.
+pub const SERVICE_SOURCE: &str = "BouncerServ!BouncerServ@BouncerServ";
+/// BouncerServ's nick.
+pub const SERVICE_NICK: &str = "BouncerServ";
+
+/// Output lines on success, or the error text.
+pub type ServiceResult = Result<Vec<String>, String>;
+
+/// True for the nick reserved for the service (in any case).
+pub fn is_service_nick(nick: &str) -> bool {
+    nick.eq_ignore_ascii_case(SERVICE_NICK)
+}
+
+/// One BouncerServ command.
+#[derive(Debug)]
+pub struct CommandSpec {
+    pub path: &'static [&'static str],
+    pub usage: &'static str,
+    pub desc: &'static str,
+    /// Only administrators see and run it.
+    pub admin: bool,
+    /// It does not act on one user's networks, so it runs without a user
+    /// context (and from the admin socket directly).
+    pub global: bool,
+}
+
+/// Every command, in help order.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        path: &["help"],
+        usage: "[command]",
+        desc: "print help about commands",
+        admin: false,
+        global: true,
+    },
+    CommandSpec {
+        path: &["network", "create"],
+        usage: "-addr <uri> [-name <name>] [-nick <nick>] [-username <username>] [-realname <realname>] [-pass <password>] [-enabled true|false] [-connect-command <command>]...",
+        desc: "add a network (uri: ircs://host[:port] or irc+insecure://host[:port])",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["network", "update"],
+        usage: "<name> [-addr <uri>] [-name <name>] [-nick <nick>] [-username <username>] [-realname <realname>] [-pass <password>] [-enabled true|false] [-connect-command <command>]...",
+        desc: "change a network's settings (it reconnects)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["network", "delete"],
+        usage: "<name>",
+        desc: "remove a network and disconnect from it",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["network", "status"],
+        usage: "",
+        desc: "show your networks and their connection state",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["channel", "status"],
+        usage: "[-network <name>]",
+        desc: "show saved channels and whether they are joined",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["user", "create"],
+        usage: "-username <username> -password <password> [-admin] [-nick <nick>] [-realname <realname>] [-enabled true|false] [-max-networks <n>]",
+        desc: "create a user",
+        admin: true,
+        global: true,
+    },
+    CommandSpec {
+        path: &["user", "status"],
+        usage: "[username]",
+        desc: "show users",
+        admin: true,
+        global: true,
+    },
+    CommandSpec {
+        path: &["user", "delete"],
+        usage: "<username> [confirmation token]",
+        desc: "delete a user and everything they own (yourself, or anyone as an administrator)",
+        admin: false,
+        global: true,
+    },
+    CommandSpec {
+        path: &["user", "run"],
+        usage: "<username> <command...>",
+        desc: "run a command as another user",
+        admin: true,
+        global: true,
+    },
+];
+
+/// Who runs a command.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user, or `None` on the admin socket.
+    pub username: Option<String>,
+    pub admin: bool,
+}
+
+/// Find the command named by the leading words; returns it with the
+/// remaining words. Each word may be any unique prefix of a command name
+/// at its level; commands the caller may not run are not candidates.
+pub fn resolve<'a>(
+    words: &'a [String],
+    caller: &Caller,
+) -> Result<(&'static CommandSpec, &'a [String]), String> {
+    let visible: Vec<&'static CommandSpec> = COMMANDS
+        .iter()
+        .filter(|c| caller.admin || !c.admin)
+        .collect();
+    let mut depth = 0;
+    let mut candidates = visible;
+    loop {
+        let Some(word) = words.get(depth) else {
+            let names = level_names(&candidates, depth);
+            let prefix = words.join(" ");
+            return Err(if prefix.is_empty() {
+                "no command given; try \"help\"".to_string()
+            } else {
+                format!("\"{prefix}\" needs a subcommand: {}", names.join(", "))
+            });
+        };
+        let word = word.to_ascii_lowercase();
+        let names = level_names(&candidates, depth);
+        let chosen = if names.contains(&word.as_str()) {
+            word.clone()
+        } else {
+            let matching: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| n.starts_with(&word))
+                .collect();
+            match matching.as_slice() {
+                [one] => (*one).to_string(),
+                [] => {
+                    return Err(format!(
+                        "unknown command \"{}\"; try \"help\"",
+                        words[..=depth].join(" ")
+                    ));
+                }
+                many => {
+                    return Err(format!(
+                        "command \"{word}\" is ambiguous: {}",
+                        many.join(", ")
+                    ));
+                }
+            }
+        };
+        candidates.retain(|c| c.path.get(depth) == Some(&chosen.as_str()));
+        depth += 1;
+        if let Some(spec) = candidates.iter().find(|c| c.path.len() == depth) {
+            return Ok((spec, &words[depth..]));
+        }
+    }
+}
+
+fn level_names(candidates: &[&'static CommandSpec], depth: usize) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = candidates
+        .iter()
+        .filter_map(|c| c.path.get(depth).copied())
+        .collect();
+    names.dedup();
+    names
+}
+
+/// Where the result of a command goes.
+pub enum Responder {
+    Client(ClientId),
+    Oneshot(oneshot::Sender<ServiceResult>),
+}
+
+/// Run a global command (no user context needed).
+pub async fn run_global(
+    shared: Arc<Shared>,
+    caller: Caller,
+    spec: &'static CommandSpec,
+    args: Vec<String>,
+) -> ServiceResult {
+    match spec.path {
+        ["help"] => Ok(help(&caller, &args)),
+        ["user", "create"] => user::create(&shared, &args).await,
+        ["user", "status"] => user::status(&shared, &args).await,
+        ["user", "delete"] => user::delete(&shared, &caller, &args).await,
+        ["user", "run"] => user::run(&shared, &args).await,
+        _ => Err(format!(
+            "\"{}\" acts on a user's networks: run it as a user, or use \"user run <username> {}\"",
+            spec.path.join(" "),
+            spec.path.join(" ")
+        )),
+    }
+}
+
+/// Run a command line from the admin socket.
+pub async fn run_admin_line(shared: Arc<Shared>, line: &str) -> ServiceResult {
+    let words = words::split_words(line).map_err(|e| e.to_string())?;
+    let caller = Caller {
+        username: None,
+        admin: true,
+    };
+    let (spec, args) = resolve(&words, &caller)?;
+    run_global(shared, caller, spec, args.to_vec()).await
+}
+
+fn help(caller: &Caller, args: &[String]) -> Vec<String> {
+    let visible =
+        |c: &&CommandSpec| (caller.admin || !c.admin) && (caller.username.is_some() || c.global);
+    if args.is_empty() {
+        let names: Vec<String> = COMMANDS
+            .iter()
+            .filter(visible)
+            .map(|c| c.path.join(" "))
+            .collect();
+        return vec![
+            format!("available commands: {}", names.join(", ")),
+            "send \"help <command>\" for details".to_string(),
+        ];
+    }
+    let wanted = args.join(" ").to_ascii_lowercase();
+    let matching: Vec<String> = COMMANDS
+        .iter()
+        .filter(visible)
+        .filter(|c| c.path.join(" ").starts_with(&wanted))
+        .map(|c| format!("{} {}: {}", c.path.join(" "), c.usage, c.desc).replace("  ", " "))
+        .collect();
+    if matching.is_empty() {
+        vec![format!("no command matches \"{wanted}\"")]
+    } else {
+        matching
+    }
+}
+
+impl UserActor {
+    /// A `PRIVMSG BouncerServ` from a client.
+    pub(crate) async fn on_service_message(&mut self, id: ClientId, text: &str) {
+        let words = match words::split_words(text) {
+            Ok(w) => w,
+            Err(e) => {
+                self.send_service_result(id, Err(e.to_string()));
+                return;
+            }
+        };
+        let context = self.clients.get(&id).and_then(|c| c.network);
+        let admin = self.record.admin;
+        self.dispatch_service(words, admin, context, Responder::Client(id))
+            .await;
+    }
+
+    /// Run a command for this user; `admin` is the caller's privilege.
+    pub(crate) async fn dispatch_service(
+        &mut self,
+        words: Vec<String>,
+        admin: bool,
+        context: Option<i64>,
+        respond: Responder,
+    ) {
+        let caller = Caller {
+            username: Some(self.record.username.clone()),
+            admin,
+        };
+        let (spec, args) = match resolve(&words, &caller) {
+            Ok((spec, args)) => (spec, args.to_vec()),
+            Err(e) => {
+                self.respond(respond, Err(e));
+                return;
+            }
+        };
+        if spec.global {
+            let shared = self.shared.clone();
+            let events = self.tx.clone();
+            tokio::spawn(async move {
+                let result = run_global(shared, caller, spec, args).await;
+                match respond {
+                    Responder::Client(client) => {
+                        let _ = events
+                            .send(UserEvent::ServiceReply { client, result })
+                            .await;
+                    }
+                    Responder::Oneshot(tx) => {
+                        let _ = tx.send(result);
+                    }
+                }
+            });
+            return;
+        }
+        let result = match spec.path {
+            ["network", "create"] => self.service_network_create(&args).await,
+            ["network", "update"] => self.service_network_update(&args).await,
+            ["network", "delete"] => self.service_network_delete(&args).await,
+            ["network", "status"] => Ok(self.service_network_status()),
+            ["channel", "status"] => self.service_channel_status(&args, context),
+            _ => Err(format!(
+                "command \"{}\" is not available here",
+                spec.path.join(" ")
+            )),
+        };
+        self.respond(respond, result);
+    }
+
+    fn respond(&mut self, respond: Responder, result: ServiceResult) {
+        match respond {
+            Responder::Client(id) => self.send_service_result(id, result),
+            Responder::Oneshot(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
+
+    /// Show a command's output to a client, as PRIVMSGs from BouncerServ.
+    pub(crate) fn send_service_result(&mut self, id: ClientId, result: ServiceResult) {
+        let Some(nick) = self.clients.get(&id).map(|c| c.nick.clone()) else {
+            return;
+        };
+        let lines = match result {
+            Ok(lines) if lines.is_empty() => vec!["done".to_string()],
+            Ok(lines) => lines,
+            Err(e) => vec![format!("error: {e}")],
+        };
+        for line in lines {
+            let msg = Message::new("PRIVMSG", [nick.clone(), line]).with_source(SERVICE_SOURCE);
+            self.send_to(id, &msg);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        words::split_words(s).expect("valid")
+    }
+
+    const ADMIN: Caller = Caller {
+        username: None,
+        admin: true,
+    };
+
+    #[test]
+    fn resolves_unique_prefixes() {
+        let w = words("net cr -addr x");
+        let (spec, args) = resolve(&w, &ADMIN).expect("resolves");
+        assert_eq!(spec.path, ["network", "create"]);
+        assert_eq!(args, ["-addr", "x"]);
+        let w = words("u s");
+        assert_eq!(
+            resolve(&w, &ADMIN).expect("unique").0.path,
+            ["user", "status"]
+        );
+    }
+
+    #[test]
+    fn ambiguous_and_unknown_commands_are_errors() {
+        let w = words("network");
+        assert!(
+            resolve(&w, &ADMIN)
+                .unwrap_err()
+                .contains("needs a subcommand")
+        );
+        let w = words("frobnicate");
+        assert!(resolve(&w, &ADMIN).unwrap_err().contains("unknown command"));
+    }
+
+    #[test]
+    fn non_admins_do_not_see_admin_commands() {
+        let user = Caller {
+            username: Some("bob".into()),
+            admin: false,
+        };
+        let w = words("user create -username x -password y");
+        assert!(resolve(&w, &user).unwrap_err().contains("unknown command"));
+        let w = words("user delete bob");
+        assert!(resolve(&w, &user).is_ok());
+        let lines = help(&user, &[]);
+        assert!(!lines[0].contains("user create"));
+        assert!(help(&ADMIN, &[])[0].contains("user create"));
+    }
+}

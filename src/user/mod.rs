@@ -36,22 +36,26 @@ pub enum UserEvent {
     /// A client finished registration and authenticated as this user.
     Attach(Box<Attach>),
     /// Input from an attached client.
-    Downstream { id: ClientId, event: DownstreamEvent },
-    /// Input from an upstream connection attempt `gen` of network `net`.
+    Downstream {
+        id: ClientId,
+        event: DownstreamEvent,
+    },
+    /// Input from an upstream connection attempt `attempt` of network `net`.
     Upstream {
         net: i64,
-        gen: u64,
+        attempt: u64,
         event: UpstreamEvent,
     },
-    /// The backoff delay of a network's reconnection has passed.
-    Reconnect { net: i64, gen: u64 },
     /// A BouncerServ command from the admin socket (`user run`).
     Service {
         words: Vec<String>,
         reply: oneshot::Sender<ServiceResult>,
     },
     /// The result of a global BouncerServ command run for a client.
-    ServiceReply { client: ClientId, result: ServiceResult },
+    ServiceReply {
+        client: ClientId,
+        result: ServiceResult,
+    },
     /// Stop the actor: close every connection with `reason`.
     Stop {
         reason: String,
@@ -162,11 +166,14 @@ impl UserActor {
             match event {
                 UserEvent::Attach(attach) => self.on_attach(*attach),
                 UserEvent::Downstream { id, event } => self.on_downstream(id, event).await,
-                UserEvent::Upstream { net, gen, event } => self.on_upstream(net, gen, event),
-                UserEvent::Reconnect { net, gen } => self.on_reconnect_timer(net, gen),
+                UserEvent::Upstream {
+                    net,
+                    attempt,
+                    event,
+                } => self.on_upstream(net, attempt, event),
                 UserEvent::Service { words, reply } => {
-                    let result = self.run_service(words, true).await;
-                    let _ = reply.send(result);
+                    let responder = crate::service::Responder::Oneshot(reply);
+                    self.dispatch_service(words, true, None, responder).await;
                 }
                 UserEvent::ServiceReply { client, result } => {
                     self.send_service_result(client, result);
@@ -264,7 +271,12 @@ impl UserActor {
     /// behalf of a client) takes to the user's clients. It stamps the
     /// server-time once, before fan-out; later features (history rings,
     /// durable store, notifications) hook in here.
-    pub(crate) fn relay_to_clients(&mut self, net: i64, mut msg: Message, except: Option<ClientId>) {
+    pub(crate) fn relay_to_clients(
+        &mut self,
+        net: i64,
+        mut msg: Message,
+        except: Option<ClientId>,
+    ) {
         if msg.tag("time").is_none() {
             msg.set_tag("time", crate::proto::time::now_server_time());
         }
@@ -281,7 +293,11 @@ impl UserActor {
             .map(|c| c.id)
             .collect();
         for id in targets {
-            let nick = self.clients.get(&id).map(|c| c.nick.clone()).unwrap_or_default();
+            let nick = self
+                .clients
+                .get(&id)
+                .map(|c| c.nick.clone())
+                .unwrap_or_default();
             let msg = Message::new("NOTICE", [nick, text.to_string()])
                 .with_source(crate::service::SERVICE_SOURCE);
             self.send_to(id, &msg);

@@ -3,7 +3,7 @@
 //! (own nick, ISUPPORT, capabilities, channels with topics, modes and
 //! members).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -40,8 +40,8 @@ pub struct Channel {
     pub topic: Option<String>,
     pub topic_who: Option<String>,
     pub topic_time: Option<String>,
-    /// Channel modes as last reported (`+nt`), with parameters.
-    pub modes: Option<String>,
+    /// Channel modes (letter and parameter), as last reported.
+    pub modes: BTreeMap<char, Option<String>>,
     pub created: Option<String>,
     /// Members and their prefix symbols, highest first (`@+`).
     pub members: CaseMap<String>,
@@ -54,7 +54,7 @@ pub struct Network {
     pub record: NetworkRecord,
     /// Generation of the current connection attempt; events of older
     /// generations are ignored.
-    pub gen: u64,
+    pub attempt: u64,
     pub state: LinkState,
     pub link: Option<Writer>,
     pub writer_task: Option<JoinHandle<()>>,
@@ -106,7 +106,7 @@ impl Network {
             .unwrap_or_else(|| default_nick.to_string());
         Network {
             record,
-            gen: 0,
+            attempt: 0,
             state: LinkState::Disconnected,
             link: None,
             writer_task: None,
@@ -170,7 +170,7 @@ impl Network {
 
     /// Close the link politely with QUIT.
     pub fn shutdown(&mut self, reason: &str) {
-        self.gen += 1;
+        self.attempt += 1;
         if let Some(link) = self.link.take() {
             link.close(Some(format!("QUIT :{reason}")));
         }

@@ -28,13 +28,41 @@ fn ls_tokens(version: u32) -> Vec<String> {
         .collect()
 }
 
+impl crate::user::UserActor {
+    /// `CAP` after registration (CAP LIST, late CAP REQ).
+    pub(crate) fn on_client_cap(&mut self, id: crate::downstream::ClientId, msg: &Message) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let mut negotiating = false;
+        let nick = client.nick.clone();
+        let replies = handle(
+            CapState {
+                caps: &mut client.caps,
+                version: &mut client.cap_version,
+                negotiating: &mut negotiating,
+            },
+            true,
+            &nick,
+            msg,
+        );
+        let host = self.shared.config.hostname.clone();
+        for reply in replies {
+            self.send_to(id, &reply.with_source(host.clone()));
+        }
+    }
+}
+
 /// Handle one `CAP` message; returns the replies (without source).
 pub fn handle(state: CapState<'_>, registered: bool, nick: &str, msg: &Message) -> Vec<Message> {
     let nick = if nick.is_empty() { "*" } else { nick };
     let sub = msg.param(0).unwrap_or("").to_ascii_uppercase();
     match sub.as_str() {
         "LS" => {
-            let version = msg.param(1).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+            let version = msg
+                .param(1)
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0);
             if version > *state.version {
                 *state.version = version;
             }
@@ -77,7 +105,9 @@ pub fn handle(state: CapState<'_>, registered: bool, nick: &str, msg: &Message) 
                     let name = name.strip_prefix('-').unwrap_or(name);
                     // cap-notify cannot be disabled once CAP LS 302 was used.
                     OFFERED_CAPS.contains(&name)
-                        && !(name == "cap-notify" && *state.version >= 302 && list.contains("-cap-notify"))
+                        && !(name == "cap-notify"
+                            && *state.version >= 302
+                            && list.contains("-cap-notify"))
                 });
             if !valid {
                 return vec![Message::new("CAP", [nick, "NAK", list])];

@@ -1,0 +1,79 @@
+//! Attaching a registered client to its user: bind it to the network it
+//! named, send the welcome burst, and tell it where the network stands.
+
+use crate::downstream::{Attach, Downstream, burst};
+use crate::user::UserActor;
+use crate::user::network::LinkState;
+
+impl UserActor {
+    pub(crate) fn on_attach(&mut self, attach: Attach) {
+        let network = match &attach.network {
+            None => None,
+            Some(name) => match self.find_network(name) {
+                Some(id) => Some(id),
+                None => {
+                    attach
+                        .writer
+                        .close(Some(format!("ERROR :Unknown network \"{name}\"")));
+                    return;
+                }
+            },
+        };
+        let nick = match network.and_then(|id| self.networks.get(&id)) {
+            Some(net) => net.nick.clone(),
+            None => attach.nick.clone(),
+        };
+        let client = Downstream {
+            id: attach.id,
+            writer: attach.writer,
+            nick: nick.clone(),
+            network,
+            client_name: attach.client_name,
+            caps: attach.caps,
+            cap_version: attach.cap_version,
+            remote: attach.remote,
+        };
+        let id = client.id;
+        self.clients.insert(id, client);
+        let burst = burst::welcome(
+            &self.shared.config,
+            &self.shared.started,
+            &nick,
+            network.and_then(|n| self.networks.get(&n)),
+        );
+        for msg in &burst {
+            self.send_to(id, msg);
+        }
+        if let Some(net) = network.and_then(|n| self.networks.get(&n)) {
+            let status = match (&net.halted, net.state) {
+                (Some(why), _) => Some(format!("not connected to {}: {why}", net.name())),
+                (None, LinkState::Registered) => None,
+                (None, state) => Some(format!(
+                    "{} is {}{}",
+                    net.name(),
+                    state.as_str(),
+                    net.last_error
+                        .as_ref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                )),
+            };
+            if let Some(text) = status {
+                self.service_notice(id, &text);
+            }
+        }
+    }
+
+    /// The network with this name (exact match first, then ignoring case).
+    pub(crate) fn find_network(&self, name: &str) -> Option<i64> {
+        self.networks
+            .values()
+            .find(|n| n.name() == name)
+            .or_else(|| {
+                self.networks
+                    .values()
+                    .find(|n| n.name().eq_ignore_ascii_case(name))
+            })
+            .map(|n| n.id())
+    }
+}

@@ -1,0 +1,169 @@
+//! The welcome burst a client gets after registration: 001–005 (with the
+//! upstream's ISUPPORT passed through), the MOTD or 422, then for every
+//! joined channel its JOIN, topic and NAMES.
+
+use crate::config::Config;
+use crate::proto::isupport::{Isupport, chunk_tokens};
+use crate::proto::{Message, numeric};
+use crate::user::network::{Channel, Network};
+
+/// Version string shown in 002/004.
+pub const VERSION: &str = concat!("tether-", env!("CARGO_PKG_VERSION"));
+
+/// ISUPPORT tokens of the bouncer connection (no network bound).
+fn bouncer_isupport(config: &Config) -> Vec<String> {
+    let mut tokens = vec![
+        "CASEMAPPING=ascii".to_string(),
+        "CHANTYPES=".to_string(),
+        "BOT=B".to_string(),
+        "LINELEN=4096".to_string(),
+    ];
+    let title = config.title.clone().unwrap_or_else(|| "tether".to_string());
+    tokens.push(Isupport::encode_token("NETWORK", Some(&title)));
+    tokens
+}
+
+/// ISUPPORT tokens for a client bound to `net`: the upstream's tokens, or
+/// defaults while the network has never been connected.
+fn network_isupport(net: &Network) -> Vec<String> {
+    let mut tokens: Vec<String> = net
+        .isupport
+        .tokens()
+        .map(|(name, value)| Isupport::encode_token(name, value))
+        .collect();
+    if tokens.is_empty() {
+        tokens = vec![
+            "CASEMAPPING=rfc1459".to_string(),
+            "CHANTYPES=#&".to_string(),
+            "PREFIX=(ov)@+".to_string(),
+            Isupport::encode_token("NETWORK", Some(net.name())),
+        ];
+    }
+    tokens
+}
+
+/// The burst for a client with nick `nick` bound to `net` (or the bouncer
+/// connection when `net` is `None`). Messages carry no source; the caller
+/// adds the server name to numerics.
+pub fn welcome(config: &Config, started: &str, nick: &str, net: Option<&Network>) -> Vec<Message> {
+    let host = config.hostname.as_str();
+    let num = |code: &str, rest: &[&str]| {
+        let mut params = vec![nick.to_string()];
+        params.extend(rest.iter().map(|s| s.to_string()));
+        Message::new(code, params).with_source(host)
+    };
+    let mut out = vec![
+        num(
+            numeric::RPL_WELCOME,
+            &[&format!("Welcome to tether, {nick}")],
+        ),
+        num(
+            numeric::RPL_YOURHOST,
+            &[&format!("Your host is {host}, running version {VERSION}")],
+        ),
+        num(
+            numeric::RPL_CREATED,
+            &[&format!("This server was created {started}")],
+        ),
+    ];
+    let chanmodes = net
+        .map(|n| n.isupport.chanmodes().join(""))
+        .unwrap_or_default();
+    out.push(num(
+        numeric::RPL_MYINFO,
+        &[host, VERSION, "aiwroO", &chanmodes],
+    ));
+    let tokens = match net {
+        Some(net) => network_isupport(net),
+        None => bouncer_isupport(config),
+    };
+    for chunk in chunk_tokens(&tokens) {
+        let mut params = vec![nick.to_string()];
+        params.extend(chunk);
+        params.push("are supported by this server".to_string());
+        out.push(Message::new(numeric::RPL_ISUPPORT, params).with_source(host));
+    }
+    match config.motd.as_deref() {
+        Some(motd) if !motd.trim().is_empty() => {
+            out.push(num(
+                numeric::RPL_MOTDSTART,
+                &[&format!("- {host} Message of the day -")],
+            ));
+            for line in motd.lines() {
+                out.push(num(numeric::RPL_MOTD, &[&format!("- {line}")]));
+            }
+            out.push(num(numeric::RPL_ENDOFMOTD, &["End of /MOTD command."]));
+        }
+        _ => out.push(num(numeric::ERR_NOMOTD, &["MOTD File is missing"])),
+    }
+    if let Some(net) = net {
+        for (_, channel) in sorted_channels(net) {
+            out.extend(channel_burst(host, nick, net, channel));
+        }
+    }
+    out
+}
+
+fn sorted_channels(net: &Network) -> Vec<(&str, &Channel)> {
+    let mut v: Vec<(&str, &Channel)> = net.channels.iter().collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+/// JOIN, topic and NAMES of one channel, as a client sees them on attach.
+pub fn channel_burst(host: &str, nick: &str, net: &Network, channel: &Channel) -> Vec<Message> {
+    let mut out = vec![Message::new("JOIN", [channel.name.clone()]).with_source(net.own_source())];
+    if let Some(topic) = &channel.topic {
+        out.push(Message::new(numeric::RPL_TOPIC, [nick, &channel.name, topic]).with_source(host));
+        if let (Some(who), Some(time)) = (&channel.topic_who, &channel.topic_time) {
+            out.push(
+                Message::new(numeric::RPL_TOPICWHOTIME, [nick, &channel.name, who, time])
+                    .with_source(host),
+            );
+        }
+    }
+    out.extend(names_reply(host, nick, net, channel));
+    out
+}
+
+/// 353 lines (split to stay well under the line limit) and 366, with every
+/// prefix of each member; the per-client filter reduces them for clients
+/// without multi-prefix.
+pub fn names_reply(host: &str, nick: &str, net: &Network, channel: &Channel) -> Vec<Message> {
+    let mut entries: Vec<String> = channel
+        .members
+        .iter()
+        .map(|(member, prefixes)| format!("{}{member}", net.sort_prefixes(prefixes)))
+        .collect();
+    entries.sort();
+    let mut out = Vec::new();
+    let budget = 400usize.saturating_sub(host.len() + nick.len() + channel.name.len());
+    let mut line = String::new();
+    for entry in entries {
+        if !line.is_empty() && line.len() + entry.len() + 1 > budget {
+            out.push(
+                Message::new(numeric::RPL_NAMREPLY, [nick, "=", &channel.name, &line])
+                    .with_source(host),
+            );
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&entry);
+    }
+    if !line.is_empty() {
+        out.push(
+            Message::new(numeric::RPL_NAMREPLY, [nick, "=", &channel.name, &line])
+                .with_source(host),
+        );
+    }
+    out.push(
+        Message::new(
+            numeric::RPL_ENDOFNAMES,
+            [nick, &channel.name, "End of /NAMES list"],
+        )
+        .with_source(host),
+    );
+    out
+}

@@ -1,0 +1,91 @@
+//! Client commands, one file per command. [`UserActor::on_downstream`]
+//! dispatches a client's input to them; commands without a handler are
+//! relayed to the client's network unchanged.
+
+pub mod cap;
+mod join;
+mod nick;
+mod ping;
+mod privmsg;
+mod quit;
+mod registered;
+mod relay;
+
+use crate::downstream::ClientId;
+use crate::proto::{Message, numeric};
+use crate::user::{DownstreamEvent, UserActor};
+
+impl UserActor {
+    pub(crate) async fn on_downstream(&mut self, id: ClientId, event: DownstreamEvent) {
+        match event {
+            DownstreamEvent::Line(msg) => self.on_client_message(id, msg).await,
+            DownstreamEvent::TooLong => {
+                self.reply_numeric(id, numeric::ERR_INPUTTOOLONG, &["Input line was too long"]);
+            }
+            DownstreamEvent::InvalidUtf8(command) => {
+                let command = if command.is_empty() {
+                    "*".to_string()
+                } else {
+                    command
+                };
+                let msg = Message::new(
+                    "FAIL",
+                    [
+                        command.as_str(),
+                        "INVALID_UTF8",
+                        "Message rejected: it is not valid UTF-8",
+                    ],
+                )
+                .with_source(self.shared.config.hostname.clone());
+                self.send_to(id, &msg);
+            }
+            DownstreamEvent::Malformed => {
+                self.reply_numeric(id, numeric::ERR_UNKNOWNCOMMAND, &["*", "Malformed message"]);
+            }
+            DownstreamEvent::Closed => {
+                if self.clients.remove(&id).is_some() {
+                    tracing::info!(client = id, "client disconnected");
+                }
+            }
+        }
+    }
+
+    async fn on_client_message(&mut self, id: ClientId, msg: Message) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let bound = client.network;
+        match msg.command.as_str() {
+            "PING" => self.on_client_ping(id, &msg),
+            "PONG" => {}
+            "QUIT" => self.on_client_quit(id),
+            "CAP" => self.on_client_cap(id, &msg),
+            "PASS" | "USER" | "AUTHENTICATE" => self.on_client_reregister(id, &msg),
+            "PRIVMSG" | "NOTICE" | "TAGMSG" => self.on_client_privmsg(id, msg).await,
+            "NICK" => self.on_client_nick(id, msg),
+            "JOIN" if bound.is_some() => self.on_client_join(id, msg),
+            _ => self.relay_client_command(id, msg),
+        }
+    }
+
+    /// Reply to a client with a numeric from the bouncer.
+    pub(crate) fn reply_numeric(&mut self, id: ClientId, code: &str, rest: &[&str]) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let mut params = vec![client.nick.clone()];
+        params.extend(rest.iter().map(|s| s.to_string()));
+        let msg = Message::new(code, params).with_source(self.shared.config.hostname.clone());
+        self.send_to(id, &msg);
+    }
+
+    /// A notice from BouncerServ to one client.
+    pub(crate) fn service_notice(&mut self, id: ClientId, text: &str) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let msg = Message::new("NOTICE", [client.nick.clone(), text.to_string()])
+            .with_source(crate::service::SERVICE_SOURCE);
+        self.send_to(id, &msg);
+    }
+}

@@ -1,0 +1,14 @@
+//! `PING` from a client is answered by the bouncer itself.
+
+use crate::downstream::ClientId;
+use crate::proto::Message;
+use crate::user::UserActor;
+
+impl UserActor {
+    pub(crate) fn on_client_ping(&mut self, id: ClientId, msg: &Message) {
+        let host = self.shared.config.hostname.clone();
+        let token = msg.param(0).unwrap_or("").to_string();
+        let pong = Message::new("PONG", [host.clone(), token]).with_source(host);
+        self.send_to(id, &pong);
+    }
+}

@@ -1,0 +1,66 @@
+//! `PRIVMSG`, `NOTICE` and `TAGMSG` from a client: messages to BouncerServ
+//! run a service command; everything else is relayed to the network and
+//! echoed to the user's other clients (and to the sender when it asked for
+//! echo-message), through the same path as upstream messages.
+
+use crate::downstream::ClientId;
+use crate::proto::{Message, numeric};
+use crate::user::UserActor;
+
+impl UserActor {
+    pub(crate) async fn on_client_privmsg(&mut self, id: ClientId, msg: Message) {
+        let Some(target) = msg.param(0).map(str::to_string) else {
+            self.reply_numeric(
+                id,
+                numeric::ERR_NEEDMOREPARAMS,
+                &[&msg.command, "Not enough parameters"],
+            );
+            return;
+        };
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let echo_self = client.has_cap("echo-message");
+        let nick = client.nick.clone();
+        let bound = client.network;
+        if crate::service::is_service_nick(&target) {
+            if echo_self {
+                let echo = Message {
+                    source: Some(nick.clone()),
+                    ..msg.clone()
+                };
+                self.send_to(id, &echo);
+            }
+            if msg.command == "PRIVMSG" {
+                let text = msg.param(1).unwrap_or("").to_string();
+                self.on_service_message(id, &text).await;
+            }
+            return;
+        }
+        let Some(net_id) = bound else {
+            self.reply_numeric(
+                id,
+                numeric::ERR_NOSUCHNICK,
+                &[
+                    &target,
+                    "On the bouncer connection only BouncerServ can be messaged",
+                ],
+            );
+            return;
+        };
+        if msg.command != "TAGMSG" && msg.param(1).is_none() {
+            self.reply_numeric(id, "412", &["No text to send"]);
+            return;
+        }
+        if !self.send_upstream(id, net_id, &msg) {
+            return;
+        }
+        let Some(net) = self.networks.get(&net_id) else {
+            return;
+        };
+        let mut echo = msg;
+        echo.source = Some(net.own_source());
+        let except = if echo_self { None } else { Some(id) };
+        self.relay_to_clients(net_id, echo, except);
+    }
+}

@@ -1,0 +1,201 @@
+//! Binding listeners and their accept loops: TCP (plain or TLS), unix
+//! sockets for IRC, and the admin socket. Every accepted connection holds a
+//! permit of the connection limit for its lifetime; one over the limit gets
+//! `ERROR` and is closed. Temporary accept errors (such as running out of
+//! file descriptors) back off instead of spinning.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Listener;
+use crate::conn::{BoxRead, BoxWrite};
+use crate::server::{Bound, ServerError, Shared};
+
+/// Time allowed for a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn bind_error(listener: &Listener, error: std::io::Error) -> ServerError {
+    ServerError::Bind {
+        uri: listener.to_string(),
+        error,
+    }
+}
+
+/// Bind one listener and start its accept loop.
+pub async fn bind(
+    shared: Arc<Shared>,
+    listener: Listener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    tracker: TaskTracker,
+) -> Result<(Bound, JoinHandle<()>), ServerError> {
+    let limit = shared.connection_limit.clone();
+    match &listener {
+        Listener::Ircs { addr } | Listener::Irc { addr } | Listener::IrcInsecure { addr } => {
+            let tcp = TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_error(&listener, e))?;
+            let local = tcp.local_addr().map_err(|e| bind_error(&listener, e))?;
+            let scheme = listener.to_string();
+            let scheme = scheme.split("://").next().unwrap_or("irc");
+            tracing::info!("listening on {scheme}://{local}");
+            let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+            let task = tokio::spawn(accept_tcp(shared, tcp, acceptor, limit, tracker));
+            Ok((
+                Bound::Tcp {
+                    listener,
+                    addr: local,
+                },
+                task,
+            ))
+        }
+        Listener::Unix { path } | Listener::UnixAdmin { path } => {
+            let admin = matches!(listener, Listener::UnixAdmin { .. });
+            // A socket file left by a previous run would make bind fail.
+            if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
+                let _ = std::fs::remove_file(path);
+            }
+            let unix = UnixListener::bind(path).map_err(|e| bind_error(&listener, e))?;
+            let mode = if admin { 0o600 } else { 0o775 };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| bind_error(&listener, e))?;
+            let scheme = if admin { "unix+admin" } else { "unix" };
+            tracing::info!("listening on {scheme}://{}", path.display());
+            let task = tokio::spawn(accept_unix(shared, unix, admin, limit, tracker));
+            Ok((
+                Bound::Unix {
+                    listener: listener.clone(),
+                    path: path.clone(),
+                },
+                task,
+            ))
+        }
+    }
+}
+
+/// Back off on accept errors: 5 ms doubling up to 1 s.
+struct AcceptBackoff(Duration);
+
+impl AcceptBackoff {
+    async fn wait(&mut self, error: &std::io::Error) {
+        tracing::warn!(%error, "accept failed");
+        self.0 = (self.0 * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        tokio::time::sleep(self.0).await;
+    }
+}
+
+async fn accept_tcp(
+    shared: Arc<Shared>,
+    tcp: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    limit: Arc<Semaphore>,
+    tracker: TaskTracker,
+) {
+    let mut backoff = AcceptBackoff(Duration::ZERO);
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            a = tcp.accept() => a,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff.0 = Duration::ZERO;
+                pair
+            }
+            Err(e) => {
+                backoff.wait(&e).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracker.spawn(async move {
+                let _ = stream.write_all(b"ERROR :Too many connections\r\n").await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let acceptor = acceptor.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let remote = peer.to_string();
+            let (read, write): (BoxRead, BoxWrite) = match acceptor {
+                None => {
+                    let (r, w) = stream.into_split();
+                    (Box::new(r), Box::new(w))
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let (r, w) = tokio::io::split(tls);
+                            (Box::new(r), Box::new(w))
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            crate::downstream::registration::serve(shared, read, write, remote).await;
+        });
+    }
+}
+
+async fn accept_unix(
+    shared: Arc<Shared>,
+    unix: UnixListener,
+    admin: bool,
+    limit: Arc<Semaphore>,
+    tracker: TaskTracker,
+) {
+    let mut backoff = AcceptBackoff(Duration::ZERO);
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            a = unix.accept() => a,
+        };
+        let mut stream = match accepted {
+            Ok((s, _)) => {
+                backoff.0 = Duration::ZERO;
+                s
+            }
+            Err(e) => {
+                backoff.wait(&e).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracker.spawn(async move {
+                let _ = stream.write_all(b"ERROR :Too many connections\r\n").await;
+            });
+            continue;
+        };
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let (r, w) = stream.into_split();
+            if admin {
+                crate::server::admin::serve(shared, Box::new(r), Box::new(w)).await;
+            } else {
+                crate::downstream::registration::serve(
+                    shared,
+                    Box::new(r),
+                    Box::new(w),
+                    "unix".to_string(),
+                )
+                .await;
+            }
+        });
+    }
+}

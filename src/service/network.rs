@@ -1,0 +1,220 @@
+//! `network create|update|delete|status`: a user's networks, run inside the
+//! user's actor.
+
+use std::time::Duration;
+
+use crate::db::NetworkRecord;
+use crate::service::ServiceResult;
+use crate::service::flags::{FlagKind, FlagSpec, ParsedFlags, parse_flags};
+use crate::upstream::UpstreamAddr;
+use crate::user::UserActor;
+use crate::user::network::LinkState;
+
+const NETWORK_FLAGS: &[FlagSpec] = &[
+    FlagSpec {
+        name: "addr",
+        kind: FlagKind::Value,
+    },
+    FlagSpec {
+        name: "name",
+        kind: FlagKind::Value,
+    },
+    FlagSpec {
+        name: "nick",
+        kind: FlagKind::Value,
+    },
+    FlagSpec {
+        name: "username",
+        kind: FlagKind::Value,
+    },
+    FlagSpec {
+        name: "realname",
+        kind: FlagKind::Value,
+    },
+    FlagSpec {
+        name: "pass",
+        kind: FlagKind::Value,
+    },
+    FlagSpec {
+        name: "enabled",
+        kind: FlagKind::Bool,
+    },
+    FlagSpec {
+        name: "connect-command",
+        kind: FlagKind::Repeated,
+    },
+];
+
+/// Characters a network name may not contain (they separate the parts of
+/// a login name).
+fn check_network_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.starts_with('-') || name == "*" || name.contains(['/', '@', ' ']) {
+        return Err(format!("invalid network name {name:?}"));
+    }
+    Ok(())
+}
+
+fn empty_to_none(v: &str) -> Option<String> {
+    Some(v.to_string()).filter(|s| !s.is_empty())
+}
+
+/// Apply the flags shared by create and update to a record.
+fn apply_flags(record: &mut NetworkRecord, flags: &ParsedFlags) -> Result<(), String> {
+    if let Some(addr) = flags.value("addr") {
+        UpstreamAddr::parse(addr)?;
+        record.addr = addr.to_string();
+    }
+    if let Some(name) = flags.value("name") {
+        check_network_name(name)?;
+        record.name = name.to_string();
+    }
+    if let Some(v) = flags.value("nick") {
+        if crate::service::is_service_nick(v) {
+            return Err("that nick is reserved for the bouncer service".to_string());
+        }
+        record.nick = empty_to_none(v);
+    }
+    if let Some(v) = flags.value("username") {
+        record.username = empty_to_none(v);
+    }
+    if let Some(v) = flags.value("realname") {
+        record.realname = empty_to_none(v);
+    }
+    if let Some(v) = flags.value("pass") {
+        record.pass = empty_to_none(v);
+    }
+    if let Some(v) = flags.bool("enabled") {
+        record.enabled = v;
+    }
+    let commands = flags.values("connect-command");
+    if !commands.is_empty() {
+        record.connect_commands = commands.iter().filter(|c| !c.is_empty()).cloned().collect();
+    }
+    Ok(())
+}
+
+impl UserActor {
+    pub(crate) async fn service_network_create(&mut self, args: &[String]) -> ServiceResult {
+        let flags = parse_flags(args, NETWORK_FLAGS).map_err(|e| e.to_string())?;
+        if let Some(extra) = flags.positional.first() {
+            return Err(format!("unexpected argument {extra:?}"));
+        }
+        let addr = flags.value("addr").ok_or("-addr is required")?;
+        let parsed = UpstreamAddr::parse(addr)?;
+        let mut record = NetworkRecord {
+            user_id: self.record.id,
+            name: parsed.host.clone(),
+            addr: addr.to_string(),
+            enabled: true,
+            ..NetworkRecord::default()
+        };
+        apply_flags(&mut record, &flags)?;
+        if self.find_network(&record.name).is_some() {
+            return Err(format!(
+                "a network named \"{}\" already exists",
+                record.name
+            ));
+        }
+        let limit = self
+            .record
+            .max_networks
+            .or(self.shared.config.max_user_networks);
+        if let Some(max) = limit
+            && self.networks.len() >= max as usize
+        {
+            return Err(format!("you have reached the limit of {max} networks"));
+        }
+        let record = self
+            .shared
+            .db
+            .create_network(record)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (id, name) = (record.id, record.name.clone());
+        self.add_network(record, Vec::new());
+        self.connect_network(id, Duration::ZERO);
+        Ok(vec![format!("created network \"{name}\"")])
+    }
+
+    pub(crate) async fn service_network_update(&mut self, args: &[String]) -> ServiceResult {
+        let flags = parse_flags(args, NETWORK_FLAGS).map_err(|e| e.to_string())?;
+        let name = flags
+            .positional
+            .first()
+            .ok_or("usage: network update <name> [flags]")?;
+        let id = self
+            .find_network(name)
+            .ok_or_else(|| format!("no network named \"{name}\""))?;
+        let mut record = self
+            .networks
+            .get(&id)
+            .map(|n| n.record.clone())
+            .ok_or("network vanished")?;
+        apply_flags(&mut record, &flags)?;
+        if let Some(other) = self.find_network(&record.name)
+            && other != id
+        {
+            return Err(format!(
+                "a network named \"{}\" already exists",
+                record.name
+            ));
+        }
+        self.shared
+            .db
+            .update_network(record.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let new_name = record.name.clone();
+        if let Some(net) = self.networks.get_mut(&id) {
+            net.record = record;
+            if let Some(nick) = net.record.nick.clone() {
+                net.nick = nick;
+            }
+        }
+        self.restart_network(id);
+        Ok(vec![format!("updated network \"{new_name}\"")])
+    }
+
+    pub(crate) async fn service_network_delete(&mut self, args: &[String]) -> ServiceResult {
+        let [name] = args else {
+            return Err("usage: network delete <name>".to_string());
+        };
+        let id = self
+            .find_network(name)
+            .ok_or_else(|| format!("no network named \"{name}\""))?;
+        self.shared
+            .db
+            .delete_network(id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let real_name = self
+            .networks
+            .get(&id)
+            .map(|n| n.name().to_string())
+            .unwrap_or_default();
+        self.remove_network(id, "Network deleted");
+        Ok(vec![format!("deleted network \"{real_name}\"")])
+    }
+
+    pub(crate) fn service_network_status(&self) -> Vec<String> {
+        if self.networks.is_empty() {
+            return vec!["no networks".to_string()];
+        }
+        self.networks
+            .values()
+            .map(|net| {
+                let state = match net.state {
+                    LinkState::Registered => format!("connected as {}", net.nick),
+                    _ if !net.record.enabled => "disabled".to_string(),
+                    _ if net.halted.is_some() => "disconnected (not retrying)".to_string(),
+                    other => other.as_str().to_string(),
+                };
+                let error = match (&net.last_error, net.state) {
+                    (Some(e), s) if s != LinkState::Registered => format!("; error: {e}"),
+                    _ => String::new(),
+                };
+                format!("{} ({}): {state}{error}", net.name(), net.record.addr)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,202 @@
+//! Dialing an IRC server (plain TCP or TLS with the webpki roots) and the
+//! reader pump of an upstream connection, which also detects a dead link:
+//! after [`IDLE_PROBE`] of silence it asks the actor to send a PING, and
+//! after [`PING_TIMEOUT`] more without any line it gives up.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::conn::{BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_writer};
+use crate::proto::codec::SERVER_LINE_MAX;
+use crate::proto::{Frame, Message};
+use crate::upstream::{UpstreamAddr, UpstreamLink};
+use crate::user::{UpstreamEvent, UserEvent};
+
+/// Time allowed for TCP connect plus TLS handshake.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Silence after which the link is probed with a PING.
+pub const IDLE_PROBE: Duration = Duration::from_secs(120);
+/// Further silence after the probe after which the link counts as dead.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines queued for one server.
+const UPSTREAM_QUEUE: usize = 4096;
+
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("connection timed out")]
+    Timeout,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("invalid server name {0:?}")]
+    ServerName(String),
+}
+
+fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, DialError> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(DialError::Tls)
+}
+
+/// Open a connection to `addr`.
+pub async fn dial(addr: &UpstreamAddr) -> Result<(BoxRead, BoxWrite), DialError> {
+    let fut = async {
+        let tcp = TcpStream::connect((addr.host.as_str(), addr.port)).await?;
+        let _ = tcp.set_nodelay(true);
+        if !addr.tls {
+            let (r, w) = tcp.into_split();
+            return Ok::<(BoxRead, BoxWrite), DialError>((Box::new(r), Box::new(w)));
+        }
+        let name = rustls_pki_types::ServerName::try_from(addr.host.clone())
+            .map_err(|_| DialError::ServerName(addr.host.clone()))?;
+        let connector = tokio_rustls::TlsConnector::from(tls_client_config()?);
+        let tls = connector.connect(name, tcp).await?;
+        let (r, w) = tokio::io::split(tls);
+        Ok((Box::new(r), Box::new(w)))
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, fut)
+        .await
+        .map_err(|_| DialError::Timeout)?
+}
+
+/// Connect to a network after `delay` and pump its lines into the user's
+/// events channel until the link ends.
+pub fn spawn_connection(
+    events: mpsc::Sender<UserEvent>,
+    net: i64,
+    attempt: u64,
+    addr: UpstreamAddr,
+    delay: Duration,
+) -> JoinHandle<()> {
+    let span = tracing::info_span!("upstream", net, host = %addr.host);
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            if !delay.is_zero() {
+                tracing::info!(?delay, "reconnecting after delay");
+                tokio::time::sleep(delay).await;
+            }
+            let send = |event| {
+                let events = events.clone();
+                async move {
+                    events
+                        .send(UserEvent::Upstream {
+                            net,
+                            attempt,
+                            event,
+                        })
+                        .await
+                        .is_ok()
+                }
+            };
+            let (read, write) = match dial(&addr).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::info!(error = %e, "connection failed");
+                    send(UpstreamEvent::ConnectFailed(e.to_string())).await;
+                    return;
+                }
+            };
+            tracing::info!("connected");
+            let (writer, writer_task) = spawn_writer(
+                write,
+                WriterOptions {
+                    capacity: UPSTREAM_QUEUE,
+                    flood: Some(FloodControl::UPSTREAM),
+                },
+            );
+            let cancel = writer.cancel_token();
+            if !send(UpstreamEvent::Connected(UpstreamLink {
+                writer: writer.clone(),
+                writer_task,
+            }))
+            .await
+            {
+                writer.close(None);
+                return;
+            }
+            let reason = read_loop(read, &events, net, attempt, &cancel).await;
+            tracing::info!(
+                reason = reason.as_deref().unwrap_or("closed by server"),
+                "disconnected"
+            );
+            writer.close(None);
+            send(UpstreamEvent::Closed(reason)).await;
+        },
+        span,
+    ))
+}
+
+async fn read_loop(
+    read: BoxRead,
+    events: &mpsc::Sender<UserEvent>,
+    net: i64,
+    attempt: u64,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Option<String> {
+    let mut reader = LineReader::new(read, SERVER_LINE_MAX);
+    let mut probing = false;
+    loop {
+        let wait = if probing { PING_TIMEOUT } else { IDLE_PROBE };
+        let frame = tokio::select! {
+            _ = cancel.cancelled() => return Some("connection closed".to_string()),
+            r = tokio::time::timeout(wait, reader.next_frame()) => r,
+        };
+        let event = match frame {
+            Err(_) if probing => return Some("ping timeout".to_string()),
+            Err(_) => {
+                probing = true;
+                UpstreamEvent::Idle
+            }
+            Ok(Err(e)) => return Some(e.to_string()),
+            Ok(Ok(None)) => return None,
+            Ok(Ok(Some(Frame::TooLong))) => {
+                probing = false;
+                tracing::warn!("skipped an over-long line from the server");
+                continue;
+            }
+            Ok(Ok(Some(Frame::Line { text, lossy }))) => {
+                probing = false;
+                match text.parse::<Message>() {
+                    Ok(msg) => {
+                        if lossy {
+                            tracing::debug!("server line was not valid UTF-8; decoded lossily");
+                        }
+                        UpstreamEvent::Line(msg)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, line = %text, "skipped a malformed line from the server");
+                        continue;
+                    }
+                }
+            }
+        };
+        if events
+            .send(UserEvent::Upstream {
+                net,
+                attempt,
+                event,
+            })
+            .await
+            .is_err()
+        {
+            return Some("user stopped".to_string());
+        }
+    }
+}

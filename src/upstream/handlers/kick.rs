@@ -1,0 +1,28 @@
+//! `KICK`: when we are kicked the channel is forgotten (tether does not
+//! rejoin channels it was thrown out of); otherwise a member leaves.
+
+use crate::proto::Message;
+use crate::user::UserActor;
+
+impl UserActor {
+    pub(crate) fn on_upstream_kick(&mut self, net_id: i64, msg: Message) {
+        let Some(net) = self.networks.get_mut(&net_id) else {
+            return;
+        };
+        let (Some(channel), Some(target)) = (
+            msg.param(0).map(str::to_string),
+            msg.param(1).map(str::to_string),
+        ) else {
+            return;
+        };
+        if net.casemapping.eq(&target, &net.nick) {
+            net.channels.remove(&channel);
+            if let Some(saved) = net.saved.remove(&channel) {
+                self.shared.db.delete_channel_detached(net_id, saved.name);
+            }
+        } else if let Some(ch) = net.channels.get_mut(&channel) {
+            ch.members.remove(&target);
+        }
+        self.relay_upstream(net_id, msg);
+    }
+}

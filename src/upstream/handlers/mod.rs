@@ -1,0 +1,88 @@
+//! Server messages, one file per command. [`UserActor::on_upstream_message`]
+//! dispatches them: registration and state tracking happen here, and what
+//! clients should see goes on through
+//! [`UserActor::relay_to_clients`](crate::user::UserActor).
+
+mod cap;
+mod channel_modes;
+mod error;
+mod isupport;
+mod join;
+mod kick;
+mod motd;
+mod names;
+mod nick;
+mod nick_errors;
+mod part;
+mod ping;
+mod quit;
+mod refused;
+mod sasl;
+mod topic;
+mod welcome;
+
+use crate::proto::Message;
+use crate::user::UserActor;
+use crate::user::network::LinkState;
+
+/// Capabilities tether asks every server for, when offered.
+pub const WANTED_CAPS: &[&str] = &[
+    "account-notify",
+    "away-notify",
+    "batch",
+    "cap-notify",
+    "chghost",
+    "extended-join",
+    "message-tags",
+    "multi-prefix",
+    "server-time",
+    "setname",
+];
+
+impl UserActor {
+    pub(crate) fn on_upstream_message(&mut self, net_id: i64, msg: Message) {
+        if msg
+            .source_nick()
+            .is_some_and(crate::service::is_service_nick)
+        {
+            // Nobody on a network may pose as the bouncer's service.
+            return;
+        }
+        match msg.command.as_str() {
+            "PING" => self.on_upstream_ping(net_id, &msg),
+            "PONG" => {}
+            "CAP" => self.on_upstream_cap(net_id, &msg),
+            "AUTHENTICATE" => self.on_upstream_authenticate(net_id, &msg),
+            "900" | "901" | "902" | "903" | "904" | "905" | "906" | "907" | "908" => {
+                self.on_upstream_sasl_result(net_id, &msg)
+            }
+            "001" => self.on_upstream_welcome(net_id, msg),
+            "005" => self.on_upstream_isupport(net_id, msg),
+            "375" | "372" | "376" | "422" => self.on_upstream_motd(net_id, msg),
+            "432" | "433" | "436" | "437" => self.on_upstream_nick_error(net_id, msg),
+            "464" | "465" => self.on_upstream_refused(net_id, msg),
+            "ERROR" => self.on_upstream_error(net_id, &msg),
+            "JOIN" => self.on_upstream_join(net_id, msg),
+            "PART" => self.on_upstream_part(net_id, msg),
+            "KICK" => self.on_upstream_kick(net_id, msg),
+            "QUIT" => self.on_upstream_quit(net_id, msg),
+            "NICK" => self.on_upstream_nick(net_id, msg),
+            "TOPIC" | "331" | "332" | "333" => self.on_upstream_topic(net_id, msg),
+            "353" | "366" => self.on_upstream_names(net_id, msg),
+            "MODE" | "324" | "329" => self.on_upstream_mode(net_id, msg),
+            _ => self.relay_upstream(net_id, msg),
+        }
+    }
+
+    /// Relay a server message to clients once registration is over; the
+    /// registration burst itself is the bouncer's business, not theirs.
+    pub(crate) fn relay_upstream(&mut self, net_id: i64, msg: Message) {
+        let Some(net) = self.networks.get(&net_id) else {
+            return;
+        };
+        if net.state != LinkState::Registered || (!net.burst_done && msg.is_numeric()) {
+            return;
+        }
+        self.relay_to_clients(net_id, msg, None);
+    }
+}

@@ -1,0 +1,41 @@
+//! NAMES replies (353/366): members are collected while the reply arrives
+//! and replace the channel's member list at its end.
+
+use crate::proto::Message;
+use crate::proto::casemap::CaseMap;
+use crate::proto::message::source_nick;
+use crate::user::UserActor;
+
+impl UserActor {
+    pub(crate) fn on_upstream_names(&mut self, net_id: i64, msg: Message) {
+        let Some(net) = self.networks.get_mut(&net_id) else {
+            return;
+        };
+        let symbols = net.prefix_symbols();
+        let mapping = net.casemapping;
+        if msg.command == "353" {
+            // 353 <me> <symbol> <channel> :<members>
+            if let (Some(chan), Some(list)) = (msg.param(2), msg.param(3))
+                && let Some(ch) = net.channels.get_mut(chan)
+            {
+                let pending = ch
+                    .names_pending
+                    .get_or_insert_with(|| CaseMap::new(mapping));
+                for entry in list.split(' ').filter(|e| !e.is_empty()) {
+                    let prefix_len = entry
+                        .chars()
+                        .take_while(|c| symbols.contains(*c))
+                        .map(char::len_utf8)
+                        .sum();
+                    let (prefixes, rest) = entry.split_at(prefix_len);
+                    pending.insert(source_nick(rest), prefixes.to_string());
+                }
+            }
+        } else if let Some(ch) = msg.param(1).and_then(|c| net.channels.get_mut(c))
+            && let Some(members) = ch.names_pending.take()
+        {
+            ch.members = members;
+        }
+        self.relay_upstream(net_id, msg);
+    }
+}
