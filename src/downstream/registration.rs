@@ -95,7 +95,6 @@ pub async fn serve(shared: Arc<Shared>, read: BoxRead, write: BoxWrite, remote: 
     let mut reader = LineReader::new(read, CLIENT_LINE_MAX);
     let id = shared.next_client_id();
     let span = tracing::info_span!("client", id, %remote);
-    let _enter = span.clone();
     let attached = tracing::Instrument::instrument(
         register(&shared, &mut reader, &writer, id, remote),
         span.clone(),

@@ -1,3 +1,4 @@
 mod harness;
 mod harness_selftest;
 mod inspircd;
+mod smoke;
