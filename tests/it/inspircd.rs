@@ -116,6 +116,13 @@ impl Inspircd {
     /// client has registered (got `001`) and quit.
     pub fn start() -> io::Result<Option<Inspircd>> {
         let Some(binary) = find_binary() else {
+            // CI installs InspIRCd; there a missing binary is a failure,
+            // not a reason to skip.
+            if std::env::var_os("TETHER_REQUIRE_INSPIRCD").is_some() {
+                return Err(io::Error::other(
+                    "inspircd is required (TETHER_REQUIRE_INSPIRCD) but not installed",
+                ));
+            }
             return Ok(None);
         };
         let deadline = Instant::now() + STARTUP_BUDGET;
