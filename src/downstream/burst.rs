@@ -77,12 +77,7 @@ pub fn welcome(config: &Config, started: &str, nick: &str, net: Option<&Network>
         Some(net) => network_isupport(net),
         None => bouncer_isupport(config),
     };
-    for chunk in chunk_tokens(&tokens) {
-        let mut params = vec![nick.to_string()];
-        params.extend(chunk);
-        params.push("are supported by this server".to_string());
-        out.push(Message::new(numeric::RPL_ISUPPORT, params).with_source(host));
-    }
+    out.extend(isupport_lines(host, nick, tokens));
     match config.motd.as_deref() {
         Some(motd) if !motd.trim().is_empty() => {
             out.push(num(
@@ -102,6 +97,25 @@ pub fn welcome(config: &Config, started: &str, nick: &str, net: Option<&Network>
         }
     }
     out
+}
+
+/// 005 lines for a list of encoded tokens.
+fn isupport_lines(host: &str, nick: &str, tokens: Vec<String>) -> Vec<Message> {
+    chunk_tokens(&tokens)
+        .into_iter()
+        .map(|chunk| {
+            let mut params = vec![nick.to_string()];
+            params.extend(chunk);
+            params.push("are supported by this server".to_string());
+            Message::new(numeric::RPL_ISUPPORT, params).with_source(host)
+        })
+        .collect()
+}
+
+/// The network's current 005 lines, for clients that attached before the
+/// network finished registering.
+pub fn network_isupport_lines(host: &str, nick: &str, net: &Network) -> Vec<Message> {
+    isupport_lines(host, nick, network_isupport(net))
 }
 
 fn sorted_channels(net: &Network) -> Vec<(&str, &Channel)> {

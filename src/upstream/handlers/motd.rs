@@ -38,6 +38,18 @@ impl UserActor {
         for line in join_lines(keyed, plain) {
             net.send(line.to_string());
         }
+        // Clients that attached while the network was still registering
+        // got default parameters; give them the server's real ones.
+        let host = self.shared.config.hostname.clone();
+        for id in self.clients_of(Some(net_id)) {
+            let (Some(client), Some(net)) = (self.clients.get(&id), self.networks.get(&net_id)) else {
+                continue;
+            };
+            let lines = crate::downstream::burst::network_isupport_lines(&host, &client.nick, net);
+            for line in &lines {
+                self.send_to(id, line);
+            }
+        }
     }
 }
 
