@@ -110,6 +110,11 @@ fn server_msg(shared: &Shared, command: &str, params: &[&str]) -> Message {
     Message::new(command, params.iter().copied()).with_source(shared.config.hostname.clone())
 }
 
+/// Send a message from the server to a client still registering.
+fn num(shared: &Shared, writer: &Writer, command: &str, params: &[&str]) {
+    reply(writer, server_msg(shared, command, params));
+}
+
 fn reply(writer: &Writer, msg: Message) {
     // Registration replies are few; a full queue here means the client is
     // not reading at all, and the timeout will close it.
@@ -159,13 +164,11 @@ async fn register(
         let nick = reg.nick.clone().unwrap_or_else(|| "*".to_string());
         let msg = match frame {
             Frame::TooLong => {
-                reply(
+                num(
+                    shared,
                     writer,
-                    server_msg(
-                        shared,
-                        numeric::ERR_INPUTTOOLONG,
-                        &[&nick, "Input line was too long"],
-                    ),
+                    numeric::ERR_INPUTTOOLONG,
+                    &[&nick, "Input line was too long"],
                 );
                 continue;
             }
@@ -198,36 +201,30 @@ async fn register(
             "NICK" => match msg.param(0) {
                 Some(n) if !n.is_empty() => {
                     if crate::service::is_service_nick(n) {
-                        reply(
+                        num(
+                            shared,
                             writer,
-                            server_msg(
-                                shared,
-                                numeric::ERR_NICKNAMEINUSE,
-                                &[&nick, n, "Nickname reserved for bouncer service"],
-                            ),
+                            numeric::ERR_NICKNAMEINUSE,
+                            &[&nick, n, "Nickname reserved for bouncer service"],
                         );
                     } else {
                         reg.nick = Some(n.to_string());
                     }
                 }
-                _ => reply(
+                _ => num(
+                    shared,
                     writer,
-                    server_msg(
-                        shared,
-                        numeric::ERR_NONICKNAMEGIVEN,
-                        &[&nick, "No nickname given"],
-                    ),
+                    numeric::ERR_NONICKNAMEGIVEN,
+                    &[&nick, "No nickname given"],
                 ),
             },
             "USER" => {
                 if msg.params.len() < 4 {
-                    reply(
+                    num(
+                        shared,
                         writer,
-                        server_msg(
-                            shared,
-                            numeric::ERR_NEEDMOREPARAMS,
-                            &[&nick, "USER", "Not enough parameters"],
-                        ),
+                        numeric::ERR_NEEDMOREPARAMS,
+                        &[&nick, "USER", "Not enough parameters"],
                     );
                 } else {
                     reg.user = msg.param(0).map(str::to_string);
@@ -236,23 +233,18 @@ async fn register(
             "AUTHENTICATE" => authenticate(shared, writer, &mut reg, &nick, &msg).await,
             "PING" => {
                 let token = msg.param(0).unwrap_or("");
-                reply(
-                    writer,
-                    server_msg(shared, "PONG", &[&shared.config.hostname, token]),
-                );
+                num(shared, writer, "PONG", &[&shared.config.hostname, token]);
             }
             "PONG" => {}
             "QUIT" => {
                 writer.close(Some("ERROR :Closing link (quit)".into()));
                 return None;
             }
-            _ => reply(
+            _ => num(
+                shared,
                 writer,
-                server_msg(
-                    shared,
-                    numeric::ERR_NOTREGISTERED,
-                    &[&nick, "You have not registered"],
-                ),
+                numeric::ERR_NOTREGISTERED,
+                &[&nick, "You have not registered"],
             ),
         }
 
@@ -283,37 +275,31 @@ async fn authenticate(
     msg: &Message,
 ) {
     if !reg.caps.contains("sasl") {
-        reply(
+        num(
+            shared,
             writer,
-            server_msg(
-                shared,
-                numeric::ERR_SASLFAIL,
-                &[nick, "SASL not negotiated"],
-            ),
+            numeric::ERR_SASLFAIL,
+            &[nick, "SASL not negotiated"],
         );
         return;
     }
     let arg = msg.param(0).unwrap_or("");
     if arg == "*" {
         reg.sasl = None;
-        reply(
+        num(
+            shared,
             writer,
-            server_msg(
-                shared,
-                numeric::ERR_SASLABORTED,
-                &[nick, "SASL authentication aborted"],
-            ),
+            numeric::ERR_SASLABORTED,
+            &[nick, "SASL authentication aborted"],
         );
         return;
     }
     if reg.sasl_login.is_some() {
-        reply(
+        num(
+            shared,
             writer,
-            server_msg(
-                shared,
-                numeric::ERR_SASLALREADY,
-                &[nick, "You have already authenticated using SASL"],
-            ),
+            numeric::ERR_SASLALREADY,
+            &[nick, "You have already authenticated using SASL"],
         );
         return;
     }
@@ -322,21 +308,17 @@ async fn authenticate(
             reg.sasl = Some(ChunkAssembler::default());
             reply(writer, Message::new("AUTHENTICATE", ["+"]));
         } else {
-            reply(
+            num(
+                shared,
                 writer,
-                server_msg(
-                    shared,
-                    numeric::RPL_SASLMECHS,
-                    &[nick, "PLAIN", "are available SASL mechanisms"],
-                ),
+                numeric::RPL_SASLMECHS,
+                &[nick, "PLAIN", "are available SASL mechanisms"],
             );
-            reply(
+            num(
+                shared,
                 writer,
-                server_msg(
-                    shared,
-                    numeric::ERR_SASLFAIL,
-                    &[nick, "SASL authentication failed"],
-                ),
+                numeric::ERR_SASLFAIL,
+                &[nick, "SASL authentication failed"],
             );
         }
         return;
@@ -346,25 +328,21 @@ async fn authenticate(
         Ok(Assembled::Done(payload)) => payload,
         Err(crate::proto::sasl::SaslError::TooLong) => {
             reg.sasl = None;
-            reply(
+            num(
+                shared,
                 writer,
-                server_msg(
-                    shared,
-                    numeric::ERR_SASLTOOLONG,
-                    &[nick, "SASL message too long"],
-                ),
+                numeric::ERR_SASLTOOLONG,
+                &[nick, "SASL message too long"],
             );
             return;
         }
         Err(_) => {
             reg.sasl = None;
-            reply(
+            num(
+                shared,
                 writer,
-                server_msg(
-                    shared,
-                    numeric::ERR_SASLFAIL,
-                    &[nick, "SASL authentication failed"],
-                ),
+                numeric::ERR_SASLFAIL,
+                &[nick, "SASL authentication failed"],
             );
             return;
         }
@@ -373,13 +351,11 @@ async fn authenticate(
     let creds = match decode_plain(&payload) {
         Ok(c) if c.authzid.is_empty() || c.authzid == c.authcid => c,
         _ => {
-            reply(
+            num(
+                shared,
                 writer,
-                server_msg(
-                    shared,
-                    numeric::ERR_SASLFAIL,
-                    &[nick, "SASL authentication failed"],
-                ),
+                numeric::ERR_SASLFAIL,
+                &[nick, "SASL authentication failed"],
             );
             return;
         }
@@ -389,36 +365,30 @@ async fn authenticate(
         Ok(user_id) => {
             let account = login.user.clone();
             reg.sasl_login = Some((login, user_id));
-            reply(
+            num(
+                shared,
                 writer,
-                server_msg(
-                    shared,
-                    numeric::RPL_LOGGEDIN,
-                    &[
-                        nick,
-                        &format!("{nick}!{account}@tether"),
-                        &account,
-                        &format!("You are now logged in as {account}"),
-                    ],
-                ),
+                numeric::RPL_LOGGEDIN,
+                &[
+                    nick,
+                    &format!("{nick}!{account}@tether"),
+                    &account,
+                    &format!("You are now logged in as {account}"),
+                ],
             );
-            reply(
+            num(
+                shared,
                 writer,
-                server_msg(
-                    shared,
-                    numeric::RPL_SASLSUCCESS,
-                    &[nick, "SASL authentication successful"],
-                ),
+                numeric::RPL_SASLSUCCESS,
+                &[nick, "SASL authentication successful"],
             );
         }
         Err(_) => {
-            reply(
+            num(
+                shared,
                 writer,
-                server_msg(
-                    shared,
-                    numeric::ERR_SASLFAIL,
-                    &[nick, "SASL authentication failed: invalid credentials"],
-                ),
+                numeric::ERR_SASLFAIL,
+                &[nick, "SASL authentication failed: invalid credentials"],
             );
         }
     }
@@ -487,13 +457,11 @@ async fn finish(
         Some((login, _)) => login.merge(&user_login),
         None => {
             let Some(pass) = reg.pass.as_deref() else {
-                reply(
+                num(
+                    shared,
                     writer,
-                    server_msg(
-                        shared,
-                        numeric::ERR_PASSWDMISMATCH,
-                        &[&nick, "Password required: use PASS or SASL"],
-                    ),
+                    numeric::ERR_PASSWDMISMATCH,
+                    &[&nick, "Password required: use PASS or SASL"],
                 );
                 writer.close(Some("ERROR :Authentication required".into()));
                 return None;
@@ -510,13 +478,11 @@ async fn finish(
                 }
                 Err(LoginError::Invalid) => {
                     tracing::info!(user = %user_login.user, "login failed");
-                    reply(
+                    num(
+                        shared,
                         writer,
-                        server_msg(
-                            shared,
-                            numeric::ERR_PASSWDMISMATCH,
-                            &[&nick, "Invalid credentials"],
-                        ),
+                        numeric::ERR_PASSWDMISMATCH,
+                        &[&nick, "Invalid credentials"],
                     );
                     writer.close(Some("ERROR :Invalid credentials".into()));
                     return None;

@@ -8,9 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
@@ -90,6 +90,27 @@ impl AcceptBackoff {
     }
 }
 
+/// Take a connection permit for a new connection; without one the peer is
+/// told why and closed.
+fn admit<S>(
+    limit: &Arc<Semaphore>,
+    tracker: &TaskTracker,
+    mut stream: S,
+) -> Option<(OwnedSemaphorePermit, S)>
+where
+    S: AsyncWrite + Unpin + Send + 'static,
+{
+    match limit.clone().try_acquire_owned() {
+        Ok(permit) => Some((permit, stream)),
+        Err(_) => {
+            tracker.spawn(async move {
+                let _ = stream.write_all(b"ERROR :Too many connections\r\n").await;
+            });
+            None
+        }
+    }
+}
+
 async fn accept_tcp(
     shared: Arc<Shared>,
     tcp: TcpListener,
@@ -103,7 +124,7 @@ async fn accept_tcp(
             _ = shared.shutdown.cancelled() => return,
             a = tcp.accept() => a,
         };
-        let (mut stream, peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(pair) => {
                 backoff.0 = Duration::ZERO;
                 pair
@@ -113,10 +134,7 @@ async fn accept_tcp(
                 continue;
             }
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracker.spawn(async move {
-                let _ = stream.write_all(b"ERROR :Too many connections\r\n").await;
-            });
+        let Some((permit, stream)) = admit(&limit, &tracker, stream) else {
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -165,7 +183,7 @@ async fn accept_unix(
             _ = shared.shutdown.cancelled() => return,
             a = unix.accept() => a,
         };
-        let mut stream = match accepted {
+        let stream = match accepted {
             Ok((s, _)) => {
                 backoff.0 = Duration::ZERO;
                 s
@@ -175,10 +193,7 @@ async fn accept_unix(
                 continue;
             }
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracker.spawn(async move {
-                let _ = stream.write_all(b"ERROR :Too many connections\r\n").await;
-            });
+        let Some((permit, stream)) = admit(&limit, &tracker, stream) else {
             continue;
         };
         let shared = shared.clone();

@@ -42,7 +42,8 @@ impl UserActor {
         // got default parameters; give them the server's real ones.
         let host = self.shared.config.hostname.clone();
         for id in self.clients_of(Some(net_id)) {
-            let (Some(client), Some(net)) = (self.clients.get(&id), self.networks.get(&net_id)) else {
+            let (Some(client), Some(net)) = (self.clients.get(&id), self.networks.get(&net_id))
+            else {
                 continue;
             };
             let lines = crate::downstream::burst::network_isupport_lines(&host, &client.nick, net);
