@@ -2,3 +2,4 @@ mod harness;
 mod harness_selftest;
 mod inspircd;
 mod smoke;
+mod limits;
