@@ -104,3 +104,61 @@ fn set_member_prefix(ch: &mut Channel, nick: &str, symbol: char, adding: bool, o
     sorted.sort_by_key(|c| order.find(*c).unwrap_or(usize::MAX));
     *prefixes = sorted.into_iter().collect();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::NetworkRecord;
+    use crate::proto::casemap::CaseMap;
+
+    fn network_with_channel() -> Network {
+        let mut net = Network::new(NetworkRecord::default(), Vec::new(), "me");
+        net.isupport.apply(&[
+            "PREFIX=(qaohv)~&@%+".to_string(),
+            "CHANMODES=beI,k,l,imnpst".to_string(),
+            "CHANTYPES=#".to_string(),
+        ]);
+        let mut members = CaseMap::default();
+        members.insert("alice", String::new());
+        members.insert("bob", "+".to_string());
+        net.channels.insert(
+            "#c",
+            Channel {
+                name: "#c".to_string(),
+                members,
+                ..Channel::default()
+            },
+        );
+        net
+    }
+
+    fn args(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn prefix_modes_update_members_in_rank_order() {
+        let mut net = network_with_channel();
+        apply_mode_change(&mut net, "#c", &args("+vo alice alice"));
+        apply_mode_change(&mut net, "#c", &args("+o-v bob bob"));
+        let ch = net.channels.get("#c").expect("channel");
+        assert_eq!(ch.members.get("alice").map(String::as_str), Some("@+"));
+        assert_eq!(ch.members.get("bob").map(String::as_str), Some("@"));
+    }
+
+    #[test]
+    fn parameters_are_consumed_by_the_right_modes() {
+        let mut net = network_with_channel();
+        // b takes a parameter always, k always, l only when set.
+        apply_mode_change(&mut net, "#c", &args("+bklnt *!*@bad secret 10"));
+        let ch = net.channels.get("#c").expect("channel");
+        assert_eq!(ch.modes.get(&'k'), Some(&Some("secret".to_string())));
+        assert_eq!(ch.modes.get(&'l'), Some(&Some("10".to_string())));
+        assert!(ch.modes.contains_key(&'n') && ch.modes.contains_key(&'t'));
+        assert!(!ch.modes.contains_key(&'b'), "list modes are not tracked");
+        apply_mode_change(&mut net, "#c", &args("-lk+o secret alice"));
+        let ch = net.channels.get("#c").expect("channel");
+        assert!(!ch.modes.contains_key(&'l') && !ch.modes.contains_key(&'k'));
+        assert_eq!(ch.members.get("alice").map(String::as_str), Some("@"));
+    }
+}
