@@ -1,0 +1,112 @@
+//! Relaying between clients and the upstream: JOIN, channel messages, and
+//! echoes between the clients of one user.
+
+use crate::harness::*;
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_join_is_relayed_upstream_and_answered() {
+    let mut s = Setup::new().await;
+    let mut c = s.client("phone", &[]).await;
+    c.sync().await;
+    c.send("JOIN #chan").await;
+    let join = s.conn.expect_join("#chan", Some("hello"), &["bob"]).await;
+    assert_eq!(join.param(0), Some("#chan"), "JOIN sent upstream: {join}");
+    expect_own_join(&mut c, &s.conn.nick, "#chan").await;
+    c.sync().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_share_channel_traffic_and_echo_each_other() {
+    // The upstream offers echo-message; the bouncer must not use it.
+    let mut s = Setup::with_options(FakeServerOptions {
+        caps: vec!["echo-message".into(), "server-time".into()],
+        ..Default::default()
+    })
+    .await;
+    // phone: no echo-message; laptop: echo-message.
+    let mut phone = s.client("phone", &[]).await;
+    let mut laptop = s.client("laptop", &["echo-message"]).await;
+    phone.sync().await;
+    laptop.sync().await;
+
+    s.join(&mut phone, "#chan", None, &["bob"]).await;
+    let nick = s.conn.nick.clone();
+    expect_own_join(&mut laptop, &nick, "#chan").await;
+
+    // Upstream -> both clients.
+    s.conn
+        .send(":bob!b@h.example PRIVMSG #chan :hello both")
+        .await;
+    for c in [&mut phone, &mut laptop] {
+        let m = c
+            .expect("bob's message", |m| is_privmsg(m, "#chan", "hello both"))
+            .await;
+        assert_eq!(m.source_nick(), Some("bob"), "{m}");
+    }
+
+    // phone -> upstream, echoed to laptop only (phone has no echo-message).
+    phone.send("PRIVMSG #chan :from phone").await;
+    let up = s
+        .conn
+        .expect("PRIVMSG from phone", |m| m.command == "PRIVMSG")
+        .await;
+    assert_eq!(up.params, ["#chan", "from phone"], "relayed upstream: {up}");
+    let echo = laptop
+        .expect("phone's message echoed", |m| {
+            is_privmsg(m, "#chan", "from phone")
+        })
+        .await;
+    assert!(
+        echo.source_nick().is_some_and(|n| irc_eq(n, &nick)),
+        "echo to the other client should come from {nick}: {echo}"
+    );
+    phone
+        .sync_expect_none("echo of its own message without echo-message", |m| {
+            is_privmsg(m, "#chan", "from phone")
+        })
+        .await;
+
+    // laptop -> upstream, echoed to phone and (echo-message) to laptop.
+    laptop.send("PRIVMSG #chan :from laptop").await;
+    let up = s
+        .conn
+        .expect("PRIVMSG from laptop", |m| m.command == "PRIVMSG")
+        .await;
+    assert_eq!(
+        up.params,
+        ["#chan", "from laptop"],
+        "relayed upstream: {up}"
+    );
+    let echo = phone
+        .expect("laptop's message echoed", |m| {
+            is_privmsg(m, "#chan", "from laptop")
+        })
+        .await;
+    assert!(
+        echo.source_nick().is_some_and(|n| irc_eq(n, &nick)),
+        "echo to the other client should come from {nick}: {echo}"
+    );
+    let own = laptop
+        .expect("own message echoed (echo-message)", |m| {
+            is_privmsg(m, "#chan", "from laptop")
+        })
+        .await;
+    assert!(
+        own.source_nick().is_some_and(|n| irc_eq(n, &nick)),
+        "echo-message echo should come from {nick}: {own}"
+    );
+
+    // Nothing is relayed twice upstream, and no echo-message is requested
+    // from the upstream (the bouncer emulates echoes).
+    s.conn
+        .sync_expect_none("a duplicate PRIVMSG", |m| m.command == "PRIVMSG")
+        .await;
+    assert!(
+        !s.conn.caps.iter().any(|c| c == "echo-message"),
+        "echo-message negotiated upstream: {:?}",
+        s.conn.caps
+    );
+    phone.sync().await;
+    laptop.sync().await;
+}
