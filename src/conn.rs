@@ -112,7 +112,14 @@ pub struct Writer {
     normal: mpsc::Sender<Arc<str>>,
     priority: mpsc::Sender<Arc<str>>,
     cancel: CancellationToken,
-    final_line: Arc<Mutex<Option<String>>>,
+    final_line: Arc<Mutex<Option<Closing>>>,
+}
+
+/// How a connection is to be closed.
+struct Closing {
+    final_line: Option<String>,
+    /// Write the queued lines first.
+    flush: bool,
 }
 
 impl Writer {
@@ -131,14 +138,24 @@ impl Writer {
         self.try_send(msg.to_string())
     }
 
-    /// Close now: pending lines are dropped, `final_line` (such as
-    /// `ERROR :reason` or `QUIT :bye`) is written if the peer accepts it
-    /// within a short time, and the connection's reader is cancelled too.
+    /// Close after writing what is already queued and then `final_line`
+    /// (such as `ERROR :reason` or `QUIT :bye`), within a short time; the
+    /// connection's reader is cancelled too.
     pub fn close(&self, final_line: Option<String>) {
+        self.shutdown(final_line, true);
+    }
+
+    /// Close now, dropping whatever is queued (the peer is not reading);
+    /// `final_line` is still attempted.
+    pub fn abort(&self, final_line: Option<String>) {
+        self.shutdown(final_line, false);
+    }
+
+    fn shutdown(&self, final_line: Option<String>, flush: bool) {
         if let Ok(mut slot) = self.final_line.lock()
             && slot.is_none()
         {
-            *slot = final_line;
+            *slot = Some(Closing { final_line, flush });
         }
         self.cancel.cancel();
     }
@@ -224,7 +241,7 @@ struct WriterTask {
     normal: mpsc::Receiver<Arc<str>>,
     priority: mpsc::Receiver<Arc<str>>,
     cancel: CancellationToken,
-    final_line: Arc<Mutex<Option<String>>>,
+    final_line: Arc<Mutex<Option<Closing>>>,
     bucket: Option<Bucket>,
 }
 
@@ -293,10 +310,22 @@ impl WriterTask {
                 }
             }
         }
-        let final_line = self.final_line.lock().ok().and_then(|mut s| s.take());
-        if let Some(line) = final_line {
-            out.clear();
-            encode_line(&line, &mut out);
+        let closing = self.final_line.lock().ok().and_then(|mut s| s.take());
+        out.clear();
+        if let Some(closing) = closing {
+            if closing.flush {
+                while let Ok(line) = self.priority.try_recv() {
+                    encode_line(&line, &mut out);
+                }
+                while let Ok(line) = self.normal.try_recv() {
+                    encode_line(&line, &mut out);
+                }
+            }
+            if let Some(line) = closing.final_line {
+                encode_line(&line, &mut out);
+            }
+        }
+        if !out.is_empty() {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.write_all(&out)).await;
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.shutdown()).await;
@@ -307,6 +336,45 @@ impl WriterTask {
 mod tests {
     use super::*;
     use tokio::io::AsyncBufReadExt;
+
+    #[tokio::test]
+    async fn close_flushes_queued_lines_but_abort_drops_them() {
+        for (flush, expect_queued) in [(true, true), (false, false)] {
+            let (a, b) = tokio::io::duplex(1 << 16);
+            let (writer, task) = spawn_writer(
+                Box::new(a),
+                WriterOptions {
+                    capacity: 8,
+                    flood: Some(FloodControl {
+                        burst: 1,
+                        interval: Duration::from_secs(3600),
+                    }),
+                },
+            );
+            // With a one-line burst and an hour per token, the second line
+            // stays queued until the close.
+            writer.try_send("LINE 1").expect("queued");
+            writer.try_send("LINE 2").expect("queued");
+            tokio::task::yield_now().await;
+            if flush {
+                writer.close(Some("ERROR :bye".into()));
+            } else {
+                writer.abort(Some("ERROR :bye".into()));
+            }
+            task.await.expect("writer ends");
+            let mut lines = tokio::io::BufReader::new(b).lines();
+            let mut got = Vec::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                got.push(l);
+            }
+            assert_eq!(
+                got.contains(&"LINE 2".to_string()),
+                expect_queued,
+                "{got:?}"
+            );
+            assert_eq!(got.last().map(String::as_str), Some("ERROR :bye"));
+        }
+    }
 
     #[tokio::test]
     async fn writer_writes_lines_and_final_line_on_close() {

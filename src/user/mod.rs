@@ -230,7 +230,7 @@ impl UserActor {
             Ok(()) => {}
             Err(SendError::Full) => {
                 tracing::info!(client = id, "client send queue full, disconnecting");
-                client.writer.close(Some(
+                client.writer.abort(Some(
                     "ERROR :Send queue full: client is not reading fast enough".to_string(),
                 ));
                 self.clients.remove(&id);

@@ -10,7 +10,9 @@ async fn start(extra: &str) -> (Server, tempfile::TempDir) {
         "listen irc+insecure://127.0.0.1:0\ndb sqlite3 {}/t.db\nhostname tether.test\n{extra}\n",
         dir.path().display()
     );
-    let server = Server::start(Config::parse_str(&cfg).expect("config")).await.expect("start");
+    let server = Server::start(Config::parse_str(&cfg).expect("config"))
+        .await
+        .expect("start");
     (server, dir)
 }
 
@@ -25,7 +27,9 @@ async fn connections_over_the_limit_get_an_error() {
     let mut second = TestClient::connect(addr).await;
     let lines = second.expect_eof().await;
     assert!(
-        lines.iter().any(|m| m.command == "ERROR" && m.params[0].contains("Too many connections")),
+        lines
+            .iter()
+            .any(|m| m.command == "ERROR" && m.params[0].contains("Too many connections")),
         "{}",
         second.transcript()
     );
@@ -42,7 +46,9 @@ async fn unregistered_connections_time_out() {
     client.send("NICK lurker").await;
     let lines = client.expect_eof().await;
     assert!(
-        lines.iter().any(|m| m.command == "ERROR" && m.params[0].contains("registration timed out")),
+        lines
+            .iter()
+            .any(|m| m.command == "ERROR" && m.params[0].contains("registration timed out")),
         "{}",
         client.transcript()
     );
