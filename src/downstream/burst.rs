@@ -10,6 +10,11 @@ use crate::user::network::{Channel, Network};
 /// Version string shown in 002/004.
 pub const VERSION: &str = concat!("tether-", env!("CARGO_PKG_VERSION"));
 
+/// Upstream tokens not shown to clients: they invite `PROTOCTL` commands
+/// that would change the shared upstream connection's replies for every
+/// client of the user.
+const HIDDEN_TOKENS: &[&str] = &["NAMESX", "UHNAMES"];
+
 /// ISUPPORT tokens of the bouncer connection (no network bound).
 fn bouncer_isupport(config: &Config) -> Vec<String> {
     let mut tokens = vec![
@@ -29,6 +34,7 @@ fn network_isupport(net: &Network) -> Vec<String> {
     let mut tokens: Vec<String> = net
         .isupport
         .tokens()
+        .filter(|(name, _)| !HIDDEN_TOKENS.contains(name))
         .map(|(name, value)| Isupport::encode_token(name, value))
         .collect();
     if tokens.is_empty() {

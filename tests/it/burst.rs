@@ -156,3 +156,36 @@ async fn second_client_gets_joined_channel_with_topic_and_names() {
     c.sync().await;
     first.sync().await;
 }
+
+/// Regression: NAMESX/UHNAMES invite PROTOCTL, which would change the
+/// NAMES format of the upstream connection shared by all clients.
+#[tokio::test]
+async fn protoctl_tokens_are_hidden_and_protoctl_is_not_relayed() {
+    let opts = FakeServerOptions {
+        isupport: vec![
+            "CASEMAPPING=rfc1459".to_string(),
+            "CHANTYPES=#".to_string(),
+            "PREFIX=(ov)@+".to_string(),
+            "NETWORK=FakeNet".to_string(),
+            "NAMESX".to_string(),
+            "UHNAMES".to_string(),
+        ],
+        ..FakeServerOptions::default()
+    };
+    let mut setup = Setup::with_options(opts).await;
+    let mut client = setup.client("phone", &[]).await;
+    let burst = client.sync().await;
+    let _ = burst;
+    let transcript = client.transcript();
+    assert!(transcript.contains("NETWORK=FakeNet"), "{transcript}");
+    assert!(
+        !transcript.contains("NAMESX") && !transcript.contains("UHNAMES"),
+        "{transcript}"
+    );
+    client.send("PROTOCTL NAMESX").await;
+    client.sync().await;
+    setup
+        .conn
+        .sync_expect_none("PROTOCTL relayed upstream", |m| m.command == "PROTOCTL")
+        .await;
+}

@@ -57,7 +57,9 @@ impl UserActor {
         let bound = client.network;
         match msg.command.as_str() {
             "PING" => self.on_client_ping(id, &msg),
-            "PONG" => {}
+            // PONG answers nothing tether asked; PROTOCTL would change the
+            // upstream connection that all of the user's clients share.
+            "PONG" | "PROTOCTL" => {}
             "QUIT" => self.on_client_quit(id),
             "CAP" => self.on_client_cap(id, &msg),
             "PASS" | "USER" | "AUTHENTICATE" => self.on_client_reregister(id, &msg),
