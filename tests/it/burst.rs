@@ -174,8 +174,7 @@ async fn protoctl_tokens_are_hidden_and_protoctl_is_not_relayed() {
     };
     let mut setup = Setup::with_options(opts).await;
     let mut client = setup.client("phone", &[]).await;
-    let burst = client.sync().await;
-    let _ = burst;
+    client.sync().await;
     let transcript = client.transcript();
     assert!(transcript.contains("NETWORK=FakeNet"), "{transcript}");
     assert!(
