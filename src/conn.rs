@@ -128,6 +128,15 @@ impl Writer {
         queue(&self.normal, line.into())
     }
 
+    /// Queue a line, waiting for room. Only for tasks that serve this one
+    /// connection (the admin socket), never for the user actor.
+    pub async fn send_wait(&self, line: impl Into<Arc<str>>) -> Result<(), SendError> {
+        self.normal
+            .send(line.into())
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
     /// Queue a line that skips flood control and the normal queue (PONG).
     pub fn try_send_priority(&self, line: impl Into<Arc<str>>) -> Result<(), SendError> {
         queue(&self.priority, line.into())
@@ -395,6 +404,36 @@ mod tests {
             got.push(l);
         }
         assert_eq!(got.last().map(String::as_str), Some("ERROR :bye"));
+    }
+
+    /// Regression: admin replies longer than the queue were dropped.
+    #[tokio::test]
+    async fn send_wait_delivers_more_lines_than_the_queue_holds() {
+        let (a, b) = tokio::io::duplex(64);
+        let (writer, task) = spawn_writer(
+            Box::new(a),
+            WriterOptions {
+                capacity: 2,
+                flood: None,
+            },
+        );
+        let reading = tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(b).lines();
+            let mut n = 0;
+            while let Ok(Some(_)) = lines.next_line().await {
+                n += 1;
+            }
+            n
+        });
+        for i in 0..500 {
+            writer
+                .send_wait(format!("PRIVMSG * :line {i}"))
+                .await
+                .expect("sent");
+        }
+        writer.close(None);
+        task.await.expect("writer ends");
+        assert_eq!(reading.await.expect("reader"), 500);
     }
 
     #[tokio::test]

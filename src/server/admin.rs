@@ -45,17 +45,19 @@ pub async fn serve(shared: Arc<Shared>, read: BoxRead, write: BoxWrite) {
             "BOUNCERSERV" => {
                 let line = msg.params.join(" ");
                 let result = crate::service::run_admin_line(shared.clone(), &line).await;
-                match result {
-                    Ok(lines) => {
-                        for line in lines {
-                            let _ =
-                                writer.send_msg(&Message::new("PRIVMSG", ["*".to_string(), line]));
-                        }
-                        let _ = writer.try_send("BOUNCERSERV OK");
-                    }
-                    Err(e) => {
-                        let _ =
-                            writer.send_msg(&Message::new("FAIL", ["BOUNCERSERV".to_string(), e]));
+                // This task serves only this connection, so it may wait for
+                // room: long outputs are delivered whole, at the reader's pace.
+                let replies: Vec<Message> = match result {
+                    Ok(lines) => lines
+                        .into_iter()
+                        .map(|line| Message::new("PRIVMSG", ["*".to_string(), line]))
+                        .chain(std::iter::once(Message::new("BOUNCERSERV", ["OK"])))
+                        .collect(),
+                    Err(e) => vec![Message::new("FAIL", ["BOUNCERSERV".to_string(), e])],
+                };
+                for reply in replies {
+                    if writer.send_wait(reply.to_string()).await.is_err() {
+                        break;
                     }
                 }
             }

@@ -96,7 +96,7 @@ impl UserActor {
         let Some(net) = self.networks.get_mut(&id) else {
             return;
         };
-        if !net.record.enabled || net.halted.is_some() {
+        if !self.record.enabled || !net.record.enabled || net.halted.is_some() {
             return;
         }
         let addr = match UpstreamAddr::parse(&net.record.addr) {

@@ -357,3 +357,20 @@ async fn network_update_is_acknowledged_and_kept() {
     let status = s.tether.network_status("alice").await;
     assert!(status.iter().any(|l| l.starts_with("fake (")), "{status:?}");
 }
+
+/// Regression: a disabled user's networks were connected anyway.
+#[tokio::test]
+async fn disabled_users_do_not_connect_their_networks() {
+    let t = Tether::start().await;
+    t.admin_ok("user create -username sleeper -password pw -enabled false")
+        .await;
+    let fake = FakeServer::bind(FakeServerOptions::default()).await;
+    let create = format!(
+        "user run sleeper network create -addr irc+insecure://{} -name fake",
+        fake.addr
+    );
+    t.admin_ok(&create).await;
+    let status = t.admin_ok("user run sleeper network status").await;
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert!(status[0].ends_with(": disconnected"), "{status:?}");
+}

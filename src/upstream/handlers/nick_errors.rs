@@ -22,16 +22,44 @@ impl UserActor {
             let text = format!("the server refused the nick {:?} as invalid", net.nick);
             net.last_error = Some(text);
         }
-        let mut next = format!("{}_", net.nick);
-        if next.len() > MAX_FALLBACK_NICK {
-            // Vary the tail instead of growing past common NICKLEN limits.
-            next = format!(
-                "{}{}",
-                &net.nick[..net.nick.len().min(MAX_FALLBACK_NICK - 3)],
-                fastrand::u16(100..1000)
-            );
-        }
+        let next = fallback_nick(&net.nick);
         net.nick = next.clone();
         net.send_priority(Message::new("NICK", [next]).to_string());
+    }
+}
+
+/// The next nick to try after `nick` was refused: `nick_`, or, once that
+/// would pass common NICKLEN limits, the nick cut short (on a character
+/// boundary) with three random digits.
+fn fallback_nick(nick: &str) -> String {
+    let next = format!("{nick}_");
+    if next.chars().count() <= MAX_FALLBACK_NICK {
+        return next;
+    }
+    let stem: String = nick.chars().take(MAX_FALLBACK_NICK - 3).collect();
+    format!("{stem}{}", fastrand::u16(100..1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_appends_underscore_then_varies_the_tail() {
+        assert_eq!(fallback_nick("alice"), "alice_");
+        let long = "a".repeat(MAX_FALLBACK_NICK);
+        let next = fallback_nick(&long);
+        assert_eq!(next.chars().count(), MAX_FALLBACK_NICK);
+        assert!(next.ends_with(|c: char| c.is_ascii_digit()));
+    }
+
+    /// Regression: cutting a long nick at a byte offset inside a multi-byte
+    /// character panicked and killed the user's actor.
+    #[test]
+    fn fallback_of_long_non_ascii_nick_does_not_panic() {
+        let nick = "é".repeat(MAX_FALLBACK_NICK);
+        let next = fallback_nick(&nick);
+        assert!(next.chars().count() <= MAX_FALLBACK_NICK);
+        assert!(next.starts_with("éé"));
     }
 }
