@@ -115,6 +115,16 @@ fn num(shared: &Shared, writer: &Writer, command: &str, params: &[&str]) {
     reply(writer, server_msg(shared, command, params));
 }
 
+/// The generic SASL failure reply (904); the reason stays in the log.
+fn sasl_failed(shared: &Shared, writer: &Writer, nick: &str) {
+    num(
+        shared,
+        writer,
+        numeric::ERR_SASLFAIL,
+        &[nick, "SASL authentication failed"],
+    );
+}
+
 fn reply(writer: &Writer, msg: Message) {
     // Registration replies are few; a full queue here means the client is
     // not reading at all, and the timeout will close it.
@@ -314,12 +324,7 @@ async fn authenticate(
                 numeric::RPL_SASLMECHS,
                 &[nick, "PLAIN", "are available SASL mechanisms"],
             );
-            num(
-                shared,
-                writer,
-                numeric::ERR_SASLFAIL,
-                &[nick, "SASL authentication failed"],
-            );
+            sasl_failed(shared, writer, nick);
         }
         return;
     };
@@ -338,12 +343,7 @@ async fn authenticate(
         }
         Err(_) => {
             reg.sasl = None;
-            num(
-                shared,
-                writer,
-                numeric::ERR_SASLFAIL,
-                &[nick, "SASL authentication failed"],
-            );
+            sasl_failed(shared, writer, nick);
             return;
         }
     };
@@ -351,12 +351,7 @@ async fn authenticate(
     let creds = match decode_plain(&payload) {
         Ok(c) if c.authzid.is_empty() || c.authzid == c.authcid => c,
         _ => {
-            num(
-                shared,
-                writer,
-                numeric::ERR_SASLFAIL,
-                &[nick, "SASL authentication failed"],
-            );
+            sasl_failed(shared, writer, nick);
             return;
         }
     };
