@@ -436,6 +436,52 @@ mod tests {
         assert_eq!(reading.await.expect("reader"), 500);
     }
 
+    /// Runs on tokio's paused clock, so the timings are exact and the test
+    /// takes no real time.
+    #[tokio::test(start_paused = true)]
+    async fn flood_control_sends_a_burst_then_one_line_per_interval_and_pong_skips_it() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (writer, _task) = spawn_writer(
+            Box::new(a),
+            WriterOptions {
+                capacity: 16,
+                flood: Some(FloodControl {
+                    burst: 3,
+                    interval: Duration::from_secs(1),
+                }),
+            },
+        );
+        let start = Instant::now();
+        for i in 0..6 {
+            writer.try_send(format!("PRIVMSG #c :{i}")).expect("queued");
+        }
+        let mut lines = tokio::io::BufReader::new(b).lines();
+        let mut arrivals = Vec::new();
+        for _ in 0..3 {
+            lines.next_line().await.expect("read").expect("line");
+            arrivals.push(start.elapsed());
+        }
+        // The burst is spent; a PONG still goes out at once.
+        writer.try_send_priority("PONG :x").expect("queued");
+        assert_eq!(
+            lines.next_line().await.expect("read").as_deref(),
+            Some("PONG :x")
+        );
+        assert!(start.elapsed() < Duration::from_millis(100));
+        for _ in 0..3 {
+            lines.next_line().await.expect("read").expect("line");
+            arrivals.push(start.elapsed());
+        }
+        assert!(arrivals[2] < Duration::from_millis(100), "{arrivals:?}");
+        for (n, at) in arrivals[3..].iter().enumerate() {
+            let want = Duration::from_secs(n as u64 + 1);
+            assert!(
+                *at >= want && *at < want + Duration::from_millis(100),
+                "{arrivals:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn full_queue_is_reported_not_awaited() {
         // A duplex with a tiny buffer that nobody reads.

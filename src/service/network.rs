@@ -206,11 +206,15 @@ impl UserActor {
                 let state = match net.state {
                     LinkState::Registered => format!("connected as {}", net.nick),
                     _ if !net.record.enabled => "disabled".to_string(),
-                    _ if net.halted.is_some() => "disconnected (not retrying)".to_string(),
+                    _ if let Some(why) = &net.halted => {
+                        format!("disconnected, not retrying: {why}")
+                    }
                     other => other.as_str().to_string(),
                 };
                 let error = match (&net.last_error, net.state) {
-                    (Some(e), s) if s != LinkState::Registered => format!("; error: {e}"),
+                    (Some(e), s) if s != LinkState::Registered && net.halted.is_none() => {
+                        format!("; error: {e}")
+                    }
                     _ => String::new(),
                 };
                 format!("{} ({}): {state}{error}", net.name(), net.record.addr)

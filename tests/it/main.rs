@@ -20,3 +20,4 @@ mod restart;
 mod slow_client;
 mod smoke;
 mod tls_reload;
+mod upstream;
