@@ -12,6 +12,7 @@
 pub mod channel;
 pub mod flags;
 pub mod network;
+pub mod sasl;
 pub mod user;
 pub mod words;
 
@@ -91,6 +92,27 @@ pub const COMMANDS: &[CommandSpec] = &[
         path: &["channel", "status"],
         usage: "[-network <name>]",
         desc: "show saved channels and whether they are joined",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["sasl", "status"],
+        usage: "[-network <name>]",
+        desc: "show the SASL credentials used to log in to a network",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["sasl", "set-plain"],
+        usage: "[-network <name>] <username> <password>",
+        desc: "log in to a network with SASL PLAIN",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["sasl", "reset"],
+        usage: "[-network <name>]",
+        desc: "stop using SASL for a network",
         admin: false,
         global: false,
     },
@@ -323,6 +345,9 @@ impl UserActor {
             ["network", "delete"] => self.service_network_delete(&args).await,
             ["network", "status"] => Ok(self.service_network_status()),
             ["channel", "status"] => self.service_channel_status(&args, context),
+            ["sasl", "status"] => self.service_sasl_status(&args, context),
+            ["sasl", "set-plain"] => self.service_sasl_set_plain(&args, context).await,
+            ["sasl", "reset"] => self.service_sasl_reset(&args, context).await,
             _ => Err(format!(
                 "command \"{}\" is not available here",
                 spec.path.join(" ")

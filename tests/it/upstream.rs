@@ -42,3 +42,38 @@ async fn refused_password_stops_reconnecting_and_says_why() {
     assert!(status[0].contains("not retrying"), "{status:?}");
     assert!(status[0].contains("refused the password"), "{status:?}");
 }
+
+#[tokio::test]
+async fn sasl_plain_credentials_are_used_after_set_plain() {
+    let opts = FakeServerOptions {
+        caps: vec!["sasl=PLAIN".to_string(), "server-time".to_string()],
+        ..FakeServerOptions::default()
+    };
+    let setup = Setup::with_options(opts).await;
+    assert_eq!(setup.conn.sasl, None, "no SASL before it is configured");
+    let t = &setup.tether;
+    t.admin_ok("user run alice sasl set-plain -network fake acct 's3cret pw'")
+        .await;
+    let status = t.admin_ok("user run alice sasl status -network fake").await;
+    assert!(
+        status[0].contains("SASL PLAIN enabled") && status[0].contains("\"acct\""),
+        "{status:?}"
+    );
+    let (updated, conn) = tokio::join!(
+        t.admin("user run alice network update fake"),
+        setup.fake.accept()
+    );
+    updated.expect("network update");
+    assert!(
+        conn.caps.iter().any(|c| c == "sasl"),
+        "{}",
+        conn.transcript()
+    );
+    assert_eq!(
+        conn.sasl,
+        Some(("acct".to_string(), "s3cret pw".to_string()))
+    );
+    t.admin_ok("user run alice sasl reset -network fake").await;
+    let status = t.admin_ok("user run alice sasl status -network fake").await;
+    assert!(status[0].contains("disabled"), "{status:?}");
+}
