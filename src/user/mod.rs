@@ -201,11 +201,18 @@ impl UserActor {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        for net in self.networks.values_mut() {
-            if let Some(task) = net.writer_task.take() {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(3), task).await;
-            }
-        }
+        // Each writer has a bounded time to flush its QUIT; wait for all of
+        // them together so that many networks do not add up.
+        let writers: Vec<JoinHandle<()>> = self
+            .networks
+            .values_mut()
+            .filter_map(|n| n.writer_task.take())
+            .collect();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            futures::future::join_all(writers),
+        )
+        .await;
     }
 
     /// Send a message to one client, applying its capability filter. A

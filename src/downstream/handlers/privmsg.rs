@@ -52,6 +52,14 @@ impl UserActor {
             self.reply_numeric(id, "412", &["No text to send"]);
             return;
         }
+        let tags_supported = self
+            .networks
+            .get(&net_id)
+            .is_some_and(|n| n.caps_enabled.contains("message-tags"));
+        if msg.command == "TAGMSG" && !tags_supported {
+            // Without message-tags upstream a TAGMSG would arrive empty.
+            return;
+        }
         if !self.send_upstream(id, net_id, &msg) {
             return;
         }
