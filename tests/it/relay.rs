@@ -110,3 +110,31 @@ async fn two_clients_share_channel_traffic_and_echo_each_other() {
     phone.sync().await;
     laptop.sync().await;
 }
+
+#[tokio::test]
+async fn tagmsg_reaches_only_networks_with_message_tags() {
+    for (offered, relayed) in [(false, false), (true, true)] {
+        let caps = if offered {
+            vec!["message-tags".to_string()]
+        } else {
+            Vec::new()
+        };
+        let mut setup = Setup::with_options(FakeServerOptions {
+            caps,
+            ..FakeServerOptions::default()
+        })
+        .await;
+        let mut client = setup.client("phone", &["message-tags"]).await;
+        client.send("@+typing=active TAGMSG #a").await;
+        client.sync().await;
+        if relayed {
+            let m = setup.conn.expect_cmd("TAGMSG").await;
+            assert_eq!(m.tag("+typing"), Some("active"));
+        } else {
+            setup
+                .conn
+                .sync_expect_none("TAGMSG without message-tags", |m| m.command == "TAGMSG")
+                .await;
+        }
+    }
+}
