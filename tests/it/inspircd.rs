@@ -53,8 +53,6 @@ const MODULES: &[&str] = &[
 
 /// Total budget for the server to come up and register a probe client.
 const STARTUP_BUDGET: Duration = Duration::from_secs(10);
-/// Pause between readiness checks (only used inside the startup poll).
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Attempts with a fresh port when the chosen one got taken in between.
 const PORT_ATTEMPTS: usize = 3;
 
@@ -164,18 +162,34 @@ fn start_once(binary: &Path, deadline: Instant) -> io::Result<Started> {
     std::fs::write(&conf, render_config(dir.path(), port))?;
     std::fs::write(dir.path().join("motd.txt"), "tether test server\n")?;
     let log = dir.path().join("ircd.log");
-    let stdout = std::fs::File::create(dir.path().join("stdout.log"))?;
-    let stderr = stdout.try_clone()?;
-
-    let child = Command::new(binary)
+    let mut child = Command::new(binary)
         .arg("--config")
         .arg(&conf)
         .args(["--nofork", "--runasroot"])
         .current_dir(dir.path())
         .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()?;
+    // A thread copies the daemon's stdout to stdout.log (for failure
+    // reports) and says when the startup banner has been printed: by then
+    // the listeners have been bound (or have failed to bind), so startup is
+    // an awaited event, never a poll.
+    let (running_tx, running_rx) = std::sync::mpsc::channel::<bool>();
+    let mut copy = std::fs::File::create(dir.path().join("stdout.log"))?;
+    if let Some(out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut announced = false;
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = writeln!(copy, "{line}");
+                if !announced && line.starts_with("InspIRCd is now running") {
+                    announced = true;
+                    let _ = running_tx.send(true);
+                }
+            }
+            let _ = running_tx.send(false);
+        });
+    }
     let mut server = Inspircd {
         port,
         child,
@@ -193,54 +207,43 @@ fn start_once(binary: &Path, deadline: Instant) -> io::Result<Started> {
         ))
     };
 
-    // Phase 1: the log says whether the listener was added. InspIRCd keeps
-    // running without any listener when the bind fails, so this (not a
-    // successful connect, which could reach whoever took the port) is what
-    // tells us the port is really ours.
-    let added = format!("Added a listener on 127.0.0.1:{port} ");
-    let failed = format!("Failed to listen on 127.0.0.1:{port} ");
-    loop {
-        if let Some(status) = server.child.try_wait()? {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match running_rx.recv_timeout(remaining) {
+        Ok(true) => {}
+        Ok(false) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            let status = server.child.try_wait()?;
             return Err(fail(
                 &mut server,
-                format!("exited during startup: {status}"),
+                format!("exited during startup: {status:?}"),
             ));
         }
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains(&added) {
-            break;
-        }
-        if text.contains(&failed) {
-            return Ok(Started::PortTaken(fail(
-                &mut server,
-                "could not bind its port".into(),
-            )));
-        }
-        if Instant::now() >= deadline {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
             return Err(fail(
                 &mut server,
-                "no listener within the startup budget".into(),
+                "not running within the startup budget".into(),
             ));
         }
-        std::thread::sleep(POLL_INTERVAL);
     }
 
-    // Phase 2: poll-connect until the port accepts (modules load after the
-    // bind), then register a probe client and wait for 001.
-    let stream = loop {
-        if let Some(status) = server.child.try_wait()? {
-            return Err(fail(
-                &mut server,
-                format!("exited during startup: {status}"),
-            ));
-        }
-        match TcpStream::connect_timeout(&server.addr(), Duration::from_millis(500)) {
-            Ok(stream) => break stream,
-            Err(e) if Instant::now() >= deadline => {
-                return Err(fail(&mut server, format!("port never accepted: {e}")));
-            }
-            Err(_) => std::thread::sleep(POLL_INTERVAL),
-        }
+    // InspIRCd keeps running without any listener when the bind fails, so
+    // the log (flushed per line), not a successful connect that could reach
+    // whoever took the port, tells whether the port is ours.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    if text.contains(&format!("Failed to listen on 127.0.0.1:{port} ")) {
+        return Ok(Started::PortTaken(fail(
+            &mut server,
+            "could not bind its port".into(),
+        )));
+    }
+    if !text.contains(&format!("Added a listener on 127.0.0.1:{port} ")) {
+        return Err(fail(
+            &mut server,
+            "running, but its listener is not in the log".into(),
+        ));
+    }
+    let stream = match TcpStream::connect_timeout(&server.addr(), Duration::from_secs(2)) {
+        Ok(stream) => stream,
+        Err(e) => return Err(fail(&mut server, format!("port does not accept: {e}"))),
     };
     if let Err(e) = probe_register(stream, deadline) {
         return Err(fail(&mut server, format!("probe registration failed: {e}")));
