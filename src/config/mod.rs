@@ -273,6 +273,29 @@ pub struct Config {
     pub max_connections: usize,
     /// `registration-timeout`; defaults to 30 seconds.
     pub registration_timeout: Duration,
+    /// Upstream liveness: after this much silence from a server, tether
+    /// sends it a PING, and gives the link up after as long again without
+    /// a line. Not a file directive (the default suits real networks); code
+    /// embedding tether, and the tests, may change it.
+    pub upstream_liveness: Liveness,
+}
+
+/// Timings of upstream dead-link detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// Silence after which the server is probed with a PING.
+    pub idle_probe: Duration,
+    /// Further silence after the probe after which the link is dead.
+    pub ping_timeout: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            idle_probe: Duration::from_secs(120),
+            ping_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for Config {
@@ -288,6 +311,7 @@ impl Default for Config {
             motd: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             registration_timeout: DEFAULT_REGISTRATION_TIMEOUT,
+            upstream_liveness: Liveness::default(),
         }
     }
 }

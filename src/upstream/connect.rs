@@ -1,7 +1,8 @@
 //! Dialing an IRC server (plain TCP or TLS with the webpki roots) and the
 //! reader pump of an upstream connection, which also detects a dead link:
-//! after [`IDLE_PROBE`] of silence it asks the actor to send a PING, and
-//! after [`PING_TIMEOUT`] more without any line it gives up.
+//! after [`Liveness::idle_probe`] of silence it asks the actor to send a
+//! PING, and after [`Liveness::ping_timeout`] more without any line it
+//! gives up.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::config::Liveness;
 use crate::conn::{BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_writer};
 use crate::proto::codec::SERVER_LINE_MAX;
 use crate::proto::{Frame, Message};
@@ -18,10 +20,6 @@ use crate::user::{UpstreamEvent, UserEvent};
 
 /// Time allowed for TCP connect plus TLS handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Silence after which the link is probed with a PING.
-pub const IDLE_PROBE: Duration = Duration::from_secs(120);
-/// Further silence after the probe after which the link counts as dead.
-pub const PING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines queued for one server.
 const UPSTREAM_QUEUE: usize = 4096;
 
@@ -84,6 +82,7 @@ pub fn spawn_connection(
     attempt: u64,
     addr: UpstreamAddr,
     delay: Duration,
+    liveness: Liveness,
 ) -> JoinHandle<()> {
     let span = tracing::info_span!("upstream", net, host = %addr.host);
     tokio::spawn(tracing::Instrument::instrument(
@@ -131,7 +130,7 @@ pub fn spawn_connection(
                 writer.close(None);
                 return;
             }
-            let reason = read_loop(read, &events, net, attempt, &cancel).await;
+            let reason = read_loop(read, &events, net, attempt, &cancel, liveness).await;
             tracing::info!(
                 reason = reason.as_deref().unwrap_or("closed by server"),
                 "disconnected"
@@ -149,11 +148,16 @@ async fn read_loop(
     net: i64,
     attempt: u64,
     cancel: &tokio_util::sync::CancellationToken,
+    liveness: Liveness,
 ) -> Option<String> {
     let mut reader = LineReader::new(read, SERVER_LINE_MAX);
     let mut probing = false;
     loop {
-        let wait = if probing { PING_TIMEOUT } else { IDLE_PROBE };
+        let wait = if probing {
+            liveness.ping_timeout
+        } else {
+            liveness.idle_probe
+        };
         let frame = tokio::select! {
             _ = cancel.cancelled() => return Some("connection closed".to_string()),
             r = tokio::time::timeout(wait, reader.next_frame()) => r,

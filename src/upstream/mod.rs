@@ -109,7 +109,9 @@ impl UserActor {
         };
         net.attempt += 1;
         net.state = LinkState::Connecting;
-        let task = connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, delay);
+        let liveness = self.shared.config.upstream_liveness;
+        let task =
+            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, delay, liveness);
         self.tasks.push(task);
     }
 

@@ -1,6 +1,7 @@
 //! Upstream connection loss: the bouncer reconnects and rejoins the saved
 //! channels (with their keys); clients stay connected.
 
+use crate::harness::{FakeServer, FakeServerOptions};
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,4 +96,35 @@ async fn upstream_is_reconnected_again_after_a_second_loss() {
         "network status after reconnects: {status:?}"
     );
     c.sync().await;
+}
+
+/// A server that stops answering is probed with a PING, then dropped and
+/// reconnected, and the channels are rejoined.
+#[tokio::test]
+async fn silent_server_is_probed_then_replaced_by_a_new_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tether = Tether::start_adjusted(dir, "", |config| {
+        config.upstream_liveness = tether::config::Liveness {
+            idle_probe: std::time::Duration::from_millis(300),
+            ping_timeout: std::time::Duration::from_millis(300),
+        };
+    })
+    .await;
+    tether.create_user("alice").await;
+    let fake = FakeServer::bind(FakeServerOptions::default()).await;
+    let mut conn = tether.create_network("alice", "fake", &fake).await;
+    let mut client = tether
+        .connect_client("alice", Some("fake"), Some("phone"), "alice", &[])
+        .await;
+    client.send("JOIN #quiet").await;
+    conn.expect_join("#quiet", None, &[]).await;
+    // The fake server now says nothing: tether's probe arrives and goes
+    // unanswered (reading it does not answer it).
+    let probe = conn.expect_cmd("PING").await;
+    assert!(!probe.params.is_empty(), "{}", conn.transcript());
+    let mut again = fake.accept().await;
+    again.expect_join("#quiet", None, &[]).await;
+    let status = tether.network_status("alice").await;
+    assert!(status[0].contains("connected as"), "{status:?}");
+    drop(conn);
 }

@@ -79,12 +79,23 @@ impl Tether {
     /// Like [`start_in`](Self::start_in), with `extra` appended to the
     /// config text (e.g. `tls` and `listen ircs://` directives).
     pub async fn start_with(dir: TempDir, extra: &str) -> Tether {
+        Tether::start_adjusted(dir, extra, |_| {}).await
+    }
+
+    /// Like [`start_with`](Self::start_with), then `adjust` changes the
+    /// parsed configuration (for settings that are not file directives).
+    pub async fn start_adjusted(
+        dir: TempDir,
+        extra: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Tether {
         let text = config_text(dir.path()) + extra;
         std::fs::write(dir.path().join("tether.conf"), &text).expect("writing the config");
-        let config = match Config::parse_str(&text) {
+        let mut config = match Config::parse_str(&text) {
             Ok(c) => c,
             Err(e) => panic!("test config rejected:\n{e}\n--- config ---\n{text}"),
         };
+        adjust(&mut config);
         let server = match timeout(TIMEOUT, Server::start(config)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => panic!("Server::start failed: {e}"),
