@@ -101,3 +101,30 @@ async fn bad_lines_in_a_row_do_not_break_the_connection() {
     .await;
     good_message_still_relayed(&mut s, &mut c, "still alive").await;
 }
+
+/// Junk from the server (lines that are not messages, an over-long line,
+/// invalid UTF-8) is skipped; the link and the clients carry on.
+#[tokio::test]
+async fn junk_from_the_server_is_skipped_and_the_link_survives() {
+    let mut s = Setup::new().await;
+    let mut c = s.client("phone", &[]).await;
+    s.conn.send(":only-a-source").await;
+    s.conn.send("@tags-only").await;
+    s.conn
+        .send_raw(b":bob!b@h PRIVMSG alice :caf\xe9\r\n")
+        .await;
+    let huge = format!(":bob!b@h PRIVMSG alice :{}", "x".repeat(9000));
+    s.conn.send(&huge).await;
+    s.conn.send(":bob!b@h PRIVMSG alice :still here").await;
+    s.conn.sync().await;
+    let lossy = c.expect_cmd("PRIVMSG").await;
+    assert_eq!(lossy.param(1), Some("caf\u{fffd}"), "{}", c.transcript());
+    let next = c.expect_cmd("PRIVMSG").await;
+    assert_eq!(
+        next.param(1),
+        Some("still here"),
+        "the over-long line was skipped: {}",
+        c.transcript()
+    );
+    c.sync().await;
+}
