@@ -525,6 +525,12 @@ async fn pump(
     loop {
         let frame = tokio::select! {
             _ = cancel.cancelled() => break,
+            // The actor stopped (account deleted, shutdown) before it took
+            // this client: do not leave an idle client hanging.
+            _ = events.closed() => {
+                writer.close(Some("ERROR :Account is shutting down".into()));
+                break;
+            }
             r = reader.next_frame() => r,
         };
         let event = match frame {
