@@ -90,6 +90,32 @@ impl AcceptBackoff {
     }
 }
 
+/// The next accepted connection of a listener, backing off on accept
+/// errors; `None` once the server shuts down.
+async fn accept_next<T, F, Fut>(
+    shared: &Shared,
+    backoff: &mut AcceptBackoff,
+    mut accept: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<T>>,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return None,
+            a = accept() => a,
+        };
+        match accepted {
+            Ok(conn) => {
+                backoff.0 = Duration::ZERO;
+                return Some(conn);
+            }
+            Err(e) => backoff.wait(&e).await,
+        }
+    }
+}
+
 /// Take a connection permit for a new connection; without one the peer is
 /// told why and closed.
 fn admit<S>(
@@ -119,21 +145,7 @@ async fn accept_tcp(
     tracker: TaskTracker,
 ) {
     let mut backoff = AcceptBackoff(Duration::ZERO);
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            a = tcp.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => {
-                backoff.0 = Duration::ZERO;
-                pair
-            }
-            Err(e) => {
-                backoff.wait(&e).await;
-                continue;
-            }
-        };
+    while let Some((stream, peer)) = accept_next(&shared, &mut backoff, || tcp.accept()).await {
         let Some((permit, stream)) = admit(&limit, &tracker, stream) else {
             continue;
         };
@@ -178,21 +190,7 @@ async fn accept_unix(
     tracker: TaskTracker,
 ) {
     let mut backoff = AcceptBackoff(Duration::ZERO);
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            a = unix.accept() => a,
-        };
-        let stream = match accepted {
-            Ok((s, _)) => {
-                backoff.0 = Duration::ZERO;
-                s
-            }
-            Err(e) => {
-                backoff.wait(&e).await;
-                continue;
-            }
-        };
+    while let Some((stream, _)) = accept_next(&shared, &mut backoff, || unix.accept()).await {
         let Some((permit, stream)) = admit(&limit, &tracker, stream) else {
             continue;
         };
