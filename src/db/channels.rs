@@ -67,27 +67,12 @@ pub fn delete(conn: &Connection, network_id: i64, name: &str) -> DbResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::db::{ChannelRecord, Db, DbError, NetworkRecord, UserRecord};
+    use crate::db::{ChannelRecord, Db, DbError};
 
     async fn db_with_network() -> (Db, i64) {
         let db = Db::open_in_memory().unwrap();
-        let user = db
-            .create_user(UserRecord {
-                username: "alice".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let net = db
-            .create_network(NetworkRecord {
-                user_id: user.id,
-                name: "libera".into(),
-                addr: "irc.libera.chat".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        (db, net.id)
+        let (_, net_id) = crate::db::test_user_with_network(&db).await;
+        (db, net_id)
     }
 
     fn chan(network_id: i64, name: &str) -> ChannelRecord {

@@ -312,6 +312,30 @@ pub(crate) fn is_foreign_key_violation(err: &rusqlite::Error) -> bool {
     err.sqlite_error().map(|e| e.extended_code) == Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
 }
 
+/// A user `alice` with one network `libera`, for tests; returns the user
+/// id and the network id.
+#[cfg(test)]
+pub(crate) async fn test_user_with_network(db: &Db) -> (i64, i64) {
+    let user = db
+        .create_user(UserRecord {
+            username: "alice".into(),
+            enabled: true,
+            ..Default::default()
+        })
+        .await
+        .expect("test user");
+    let net = db
+        .create_network(NetworkRecord {
+            user_id: user.id,
+            name: "libera".into(),
+            addr: "irc.libera.chat".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("test network");
+    (user.id, net.id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,26 +357,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let db = Db::open(&path).unwrap();
-        let user = db
-            .create_user(UserRecord {
-                username: "a".into(),
-                enabled: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let net = db
-            .create_network(NetworkRecord {
-                user_id: user.id,
-                name: "n".into(),
-                addr: "irc.example.org".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let (_, net_id) = super::test_user_with_network(&db).await;
         for i in 0..50 {
             db.upsert_channel_detached(ChannelRecord {
-                network_id: net.id,
+                network_id: net_id,
                 name: format!("#c{i}"),
                 ..Default::default()
             });
@@ -361,7 +369,7 @@ mod tests {
         drop(db);
 
         let db = Db::open(&path).unwrap();
-        assert_eq!(db.list_channels(net.id).await.unwrap().len(), 50);
+        assert_eq!(db.list_channels(net_id).await.unwrap().len(), 50);
         db.close().await;
     }
 

@@ -122,7 +122,7 @@ pub fn count(conn: &Connection) -> DbResult<u64> {
 
 #[cfg(test)]
 mod tests {
-    use crate::db::{ChannelRecord, Db, DbError, NetworkRecord, UserRecord};
+    use crate::db::{ChannelRecord, Db, DbError, UserRecord};
 
     fn alice() -> UserRecord {
         UserRecord {
@@ -224,26 +224,17 @@ mod tests {
     #[tokio::test]
     async fn delete_cascades() {
         let db = Db::open_in_memory().unwrap();
-        let a = db.create_user(alice()).await.unwrap();
-        let net = db
-            .create_network(NetworkRecord {
-                user_id: a.id,
-                name: "libera".into(),
-                addr: "irc.libera.chat".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let (user_id, net_id) = crate::db::test_user_with_network(&db).await;
         db.upsert_channel(ChannelRecord {
-            network_id: net.id,
+            network_id: net_id,
             name: "#tether".into(),
             ..Default::default()
         })
         .await
         .unwrap();
 
-        db.delete_user(a.id).await.unwrap();
-        assert!(db.list_networks(a.id).await.unwrap().is_empty());
-        assert!(db.list_channels(net.id).await.unwrap().is_empty());
+        db.delete_user(user_id).await.unwrap();
+        assert!(db.list_networks(user_id).await.unwrap().is_empty());
+        assert!(db.list_channels(net_id).await.unwrap().is_empty());
     }
 }

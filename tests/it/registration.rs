@@ -6,19 +6,9 @@ use tether::proto::Message;
 use crate::harness::*;
 use crate::support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pass_login_binds_client_to_network_with_upstream_nick() {
-    let s = Setup::new().await;
-    // The client asks for another nick: the bouncer must welcome it with the
-    // nick it has on the network.
-    let mut c = TestClient::register_pass(
-        s.tether.addr,
-        "alice/fake@phone",
-        PASSWORD,
-        "somebodyelse",
-        &[],
-    )
-    .await;
+/// The client asked for another nick: the bouncer must have welcomed it
+/// with the nick it has on the network, and go on serving it.
+async fn assert_welcomed_with_upstream_nick(c: &mut TestClient, s: &Setup) {
     assert!(
         irc_eq(&c.nick, &s.conn.nick),
         "001 should carry the upstream nick {:?}, got {:?}\n{}",
@@ -27,6 +17,20 @@ async fn pass_login_binds_client_to_network_with_upstream_nick() {
         c.transcript()
     );
     c.sync().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_login_binds_client_to_network_with_upstream_nick() {
+    let s = Setup::new().await;
+    let mut c = TestClient::register_pass(
+        s.tether.addr,
+        "alice/fake@phone",
+        PASSWORD,
+        "somebodyelse",
+        &[],
+    )
+    .await;
+    assert_welcomed_with_upstream_nick(&mut c, &s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,14 +44,7 @@ async fn sasl_plain_login_binds_client_to_network_with_upstream_nick() {
         &[],
     )
     .await;
-    assert!(
-        irc_eq(&c.nick, &s.conn.nick),
-        "001 should carry the upstream nick {:?}, got {:?}\n{}",
-        s.conn.nick,
-        c.nick,
-        c.transcript()
-    );
-    c.sync().await;
+    assert_welcomed_with_upstream_nick(&mut c, &s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
