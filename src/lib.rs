@@ -14,6 +14,8 @@
 //! - [`upstream`]: tether as an IRC client: dial, register, track state.
 //! - [`downstream`]: tether as an IRC server: registration, auth, burst,
 //!   per-client filtering and command handlers.
+//! - [`history`]: chat history: per-target rings, what is stored, and
+//!   CHATHISTORY/SEARCH argument parsing; the durable part is in [`db`].
 //! - [`service`]: BouncerServ, the administration service.
 
 pub mod auth;
@@ -21,6 +23,7 @@ pub mod config;
 pub mod conn;
 pub mod db;
 pub mod downstream;
+pub mod history;
 pub mod proto;
 pub mod server;
 pub mod service;

@@ -15,6 +15,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
         name: row.get(2)?,
         key: row.get(3)?,
         detached: row.get(4)?,
+        ..Default::default()
     })
 }
 

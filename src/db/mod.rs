@@ -117,6 +117,61 @@ pub struct ChannelRecord {
     pub key: Option<String>,
     /// Detached channels stay joined upstream but are hidden from clients.
     pub detached: bool,
+    /// Which messages of a detached channel are relayed as BouncerServ
+    /// notices (`default` means `highlight`).
+    pub relay_detached: MessageFilter,
+    /// Which messages reattach a detached channel (`default` means `none`).
+    pub reattach_on: MessageFilter,
+    /// Which messages restart the detach-after timer (`default` means
+    /// `message`).
+    pub detach_on: MessageFilter,
+    /// Detach after this long without activity; zero disables.
+    pub detach_after_ms: i64,
+}
+
+/// A class of messages, as used by the detached-channel settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageFilter {
+    /// The setting's own default.
+    #[default]
+    Default,
+    /// No message.
+    None,
+    /// Messages that highlight the user.
+    Highlight,
+    /// Every message.
+    Message,
+}
+
+impl MessageFilter {
+    /// The name used in the database and in BouncerServ.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageFilter::Default => "default",
+            MessageFilter::None => "none",
+            MessageFilter::Highlight => "highlight",
+            MessageFilter::Message => "message",
+        }
+    }
+
+    /// Parses a name as produced by [`MessageFilter::as_str`].
+    pub fn parse(s: &str) -> Option<MessageFilter> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "default" => MessageFilter::Default,
+            "none" => MessageFilter::None,
+            "highlight" => MessageFilter::Highlight,
+            "message" => MessageFilter::Message,
+            _ => return None,
+        })
+    }
+
+    /// `Default` replaced by `default`.
+    pub fn or(self, default: MessageFilter) -> MessageFilter {
+        match self {
+            MessageFilter::Default => default,
+            other => other,
+        }
+    }
 }
 
 /// Handle to the database thread. Cheap to clone; the thread exits once

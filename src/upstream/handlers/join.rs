@@ -39,11 +39,10 @@ impl UserActor {
                     .remove(name)
                     .or_else(|| net.saved.get(name).and_then(|c| c.key.clone()));
                 let record = ChannelRecord {
-                    id: 0,
                     network_id: net_id,
                     name: name.to_string(),
                     key,
-                    detached: false,
+                    ..net.saved.get(name).cloned().unwrap_or_default()
                 };
                 let changed = net
                     .saved
