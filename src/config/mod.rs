@@ -41,6 +41,10 @@ pub const DEFAULT_ADMIN_SOCKET: &str = "/run/tether/admin";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default of `registration-timeout`.
 pub const DEFAULT_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `history-ring-size`.
+pub const DEFAULT_HISTORY_RING_SIZE: usize = 4096;
+/// Default `backlog-limit`.
+pub const DEFAULT_BACKLOG_LIMIT: usize = 4000;
 /// Default of `db sqlite3 <path>`.
 pub const DEFAULT_DB_PATH: &str = "tether.db";
 
@@ -267,6 +271,16 @@ pub struct Config {
     pub message_store: MessageStore,
     /// `max-user-networks`; `None` means unlimited.
     pub max_user_networks: Option<u32>,
+    /// `history-ring-size`: messages kept in memory per channel or query.
+    pub history_ring_size: usize,
+    /// `message-expiry`: stored messages older than this are deleted.
+    pub message_expiry: Option<Duration>,
+    /// `message-user-limit`: at most this many stored messages per user
+    /// (the oldest go first); `None` means unlimited.
+    pub message_user_limit: Option<u64>,
+    /// `backlog-limit`: at most this many missed messages per channel or
+    /// query are replayed to a client without chathistory on attach.
+    pub backlog_limit: usize,
     /// Contents of the file named by `motd`, read at load time.
     pub motd: Option<String>,
     /// `max-connections`; defaults to 10000.
@@ -308,6 +322,10 @@ impl Default for Config {
             db_path: PathBuf::from(DEFAULT_DB_PATH),
             message_store: MessageStore::Db,
             max_user_networks: None,
+            history_ring_size: DEFAULT_HISTORY_RING_SIZE,
+            message_expiry: None,
+            message_user_limit: None,
+            backlog_limit: DEFAULT_BACKLOG_LIMIT,
             motd: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             registration_timeout: DEFAULT_REGISTRATION_TIMEOUT,
@@ -426,6 +444,24 @@ impl Builder {
         }
     }
 
+    /// The single positive integer parameter of `d`; records an error and
+    /// returns `None` if there is none.
+    fn positive(&mut self, d: &Directive, name: &str) -> Option<usize> {
+        let [n] = self.params(d, 1)? else {
+            return None;
+        };
+        match n.parse::<usize>() {
+            Ok(v) if v > 0 => Some(v),
+            _ => {
+                self.error(
+                    d.line,
+                    format!("invalid number {n:?} for {name} (expected a positive integer)"),
+                );
+                None
+            }
+        }
+    }
+
     /// Records the first occurrence of a singleton directive; returns false
     /// (after recording an error) on a duplicate.
     fn singleton(&mut self, name: &'static str, line: usize) -> bool {
@@ -452,6 +488,10 @@ impl Builder {
             "motd" => "motd",
             "max-connections" => "max-connections",
             "registration-timeout" => "registration-timeout",
+            "history-ring-size" => "history-ring-size",
+            "message-expiry" => "message-expiry",
+            "message-user-limit" => "message-user-limit",
+            "backlog-limit" => "backlog-limit",
             other => {
                 self.error(d.line, format!("unknown directive {other:?}"));
                 return;
@@ -592,18 +632,49 @@ impl Builder {
                     ),
                 }
             }
+            "history-ring-size" => {
+                if let Some(n) = self.positive(d, name) {
+                    self.config.history_ring_size = n;
+                }
+            }
+            "backlog-limit" => {
+                if let Some(n) = self.positive(d, name) {
+                    self.config.backlog_limit = n;
+                }
+            }
+            "message-user-limit" => {
+                if let Some(n) = self.positive(d, name) {
+                    self.config.message_user_limit = Some(n as u64);
+                }
+            }
+            "message-expiry" => {
+                let Some([t]) = self.params(d, 1) else {
+                    return;
+                };
+                match parse_duration(t) {
+                    Some(dur) => self.config.message_expiry = Some(dur),
+                    None => self.error(
+                        d.line,
+                        format!(
+                            "invalid duration {t:?} for message-expiry \
+                             (expected e.g. \"30d\", \"12h\")"
+                        ),
+                    ),
+                }
+            }
             _ => unreachable!("directive names are matched above"),
         }
     }
 }
 
-/// Parses a positive duration: plain seconds, or a number with an `s`, `m`
-/// or `h` suffix.
+/// Parses a positive duration: plain seconds, or a number with an `s`,
+/// `m`, `h` or `d` suffix.
 fn parse_duration(s: &str) -> Option<Duration> {
     let (digits, unit) = match s.char_indices().last() {
         Some((i, 's')) => (&s[..i], 1),
         Some((i, 'm')) => (&s[..i], 60),
         Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86400),
         _ => (s, 1),
     };
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
@@ -719,6 +790,24 @@ mod tests {
         assert_eq!(c.motd.as_deref(), Some("Welcome!\nBe nice.\n"));
         assert_eq!(c.max_connections, 42);
         assert_eq!(c.registration_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn history_directives() {
+        let c = ok(
+            "history-ring-size 100\nmessage-expiry 30d\nmessage-user-limit 5000\nbacklog-limit 50",
+        );
+        assert_eq!(c.history_ring_size, 100);
+        assert_eq!(c.message_expiry, Some(Duration::from_secs(30 * 86400)));
+        assert_eq!(c.message_user_limit, Some(5000));
+        assert_eq!(c.backlog_limit, 50);
+        let d = ok("");
+        assert_eq!(d.history_ring_size, DEFAULT_HISTORY_RING_SIZE);
+        assert_eq!(d.message_expiry, None);
+        assert_eq!(d.message_user_limit, None);
+        let e = errs("history-ring-size 0\nmessage-expiry soon\nbacklog-limit x");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[1].1.contains("message-expiry"), "{e:?}");
     }
 
     #[test]

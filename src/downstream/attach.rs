@@ -23,7 +23,14 @@ impl UserActor {
             Some(net) => net.nick.clone(),
             None => attach.nick.clone(),
         };
+        let tracked = network.is_some() && !attach.caps.contains("draft/chathistory");
+        let cursor = crate::user::history::ClientCursor {
+            name: attach.client_name.clone().unwrap_or_default(),
+            tracked,
+            ..Default::default()
+        };
         let client = Downstream {
+            cursor,
             id: attach.id,
             writer: attach.writer,
             nick: nick.clone(),
@@ -61,6 +68,9 @@ impl UserActor {
             if let Some(text) = status {
                 self.service_notice(id, &text);
             }
+        }
+        if let Some(net) = network {
+            self.start_backlog(id, net, None);
         }
     }
 

@@ -45,6 +45,12 @@ fn network_isupport(net: &Network) -> Vec<String> {
             Isupport::encode_token("NETWORK", Some(net.name())),
         ];
     }
+    tokens.retain(|t| !t.starts_with("CHATHISTORY=") && !t.starts_with("MSGREFTYPES="));
+    tokens.push(format!(
+        "CHATHISTORY={}",
+        crate::downstream::history::MAX_HISTORY_LIMIT
+    ));
+    tokens.push("MSGREFTYPES=timestamp,msgid".to_string());
     tokens
 }
 
@@ -124,8 +130,13 @@ pub fn network_isupport_lines(host: &str, nick: &str, net: &Network) -> Vec<Mess
     isupport_lines(host, nick, network_isupport(net))
 }
 
+/// The attached channels (detached ones are hidden from clients), sorted.
 fn sorted_channels(net: &Network) -> Vec<(&str, &Channel)> {
-    let mut v: Vec<(&str, &Channel)> = net.channels.iter().collect();
+    let mut v: Vec<(&str, &Channel)> = net
+        .channels
+        .iter()
+        .filter(|(name, _)| !net.saved.get(name).is_some_and(|c| c.detached))
+        .collect();
     v.sort_by(|a, b| a.0.cmp(b.0));
     v
 }
@@ -133,6 +144,21 @@ fn sorted_channels(net: &Network) -> Vec<(&str, &Channel)> {
 /// JOIN, topic and NAMES of one channel, as a client sees them on attach.
 pub fn channel_burst(host: &str, nick: &str, net: &Network, channel: &Channel) -> Vec<Message> {
     let mut out = vec![Message::new("JOIN", [channel.name.clone()]).with_source(net.own_source())];
+    // The read marker follows the JOIN; the filter keeps the form each
+    // client understands.
+    let marker = match net
+        .history
+        .read_markers
+        .get(&net.casemapping.fold(&channel.name))
+    {
+        Some(t) => format!("timestamp={}", crate::proto::time::format_millis(*t)),
+        None => "*".to_string(),
+    };
+    for command in ["MARKREAD", "READ"] {
+        out.push(
+            Message::new(command, [channel.name.clone(), marker.clone()]).with_source(host),
+        );
+    }
     if let Some(topic) = &channel.topic {
         out.push(Message::new(numeric::RPL_TOPIC, [nick, &channel.name, topic]).with_source(host));
         if let (Some(who), Some(time)) = (&channel.topic_who, &channel.topic_time) {

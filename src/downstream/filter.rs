@@ -19,6 +19,8 @@ fn required_cap(command: &str) -> Option<&'static str> {
         "ACCOUNT" => Some("account-notify"),
         "CHGHOST" => Some("chghost"),
         "SETNAME" => Some("setname"),
+        "MARKREAD" => Some("draft/read-marker"),
+        "READ" => Some("soju.im/read"),
         _ => None,
     }
 }
@@ -28,6 +30,10 @@ pub fn render(caps: &HashSet<String>, msg: &Message) -> Option<String> {
     if let Some(cap) = required_cap(&msg.command)
         && !caps.contains(cap)
     {
+        return None;
+    }
+    // READ is the older form of MARKREAD: a client with both gets one.
+    if msg.command == "READ" && caps.contains("draft/read-marker") {
         return None;
     }
     let all_tags = caps.contains("message-tags");

@@ -4,9 +4,11 @@
 //! ([`handlers`]).
 
 pub mod attach;
+pub mod backlog;
 pub mod burst;
 pub mod filter;
 pub mod handlers;
+pub mod history;
 pub mod registration;
 
 use std::collections::HashSet;
@@ -21,10 +23,15 @@ pub type ClientId = u64;
 pub const OFFERED_CAPS: &[&str] = &[
     "batch",
     "cap-notify",
+    "draft/chathistory",
+    "draft/event-playback",
+    "draft/read-marker",
     "echo-message",
     "message-tags",
     "sasl",
     "server-time",
+    "soju.im/read",
+    "soju.im/search",
 ];
 
 /// The value advertised with a capability in `CAP LS 302`.
@@ -63,6 +70,8 @@ pub struct Downstream {
     pub caps: HashSet<String>,
     pub cap_version: u32,
     pub remote: String,
+    /// Delivery tracking for automatic backlog.
+    pub cursor: crate::user::history::ClientCursor,
 }
 
 impl Downstream {

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod listener;
+pub mod retention;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -18,9 +19,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Listener};
-use crate::db::{ChannelRecord, Db, DbError, NetworkRecord, UserRecord};
-use crate::user::{UserHandle, spawn_user};
+use crate::config::{Config, Listener, MessageStore};
+use crate::db::{Db, DbError, UserRecord};
+use crate::user::history::StoredHistory;
+use crate::user::{LoadedNetwork, UserHandle, spawn_user};
 
 /// Why the server could not start or reload.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +78,7 @@ impl Shared {
     pub fn start_user(
         self: &Arc<Self>,
         record: UserRecord,
-        networks: Vec<(NetworkRecord, Vec<ChannelRecord>)>,
+        networks: Vec<LoadedNetwork>,
     ) {
         let name = record.username.clone();
         let (handle, task) = spawn_user(self.clone(), record, networks);
@@ -154,10 +156,11 @@ impl Server {
             user_tasks: Mutex::new(Vec::new()),
             next_client: AtomicU64::new(1),
         });
+        retention::run_once(&shared).await;
         load_users(&shared).await?;
         let connections = TaskTracker::new();
         let mut bound = Vec::new();
-        let mut accept_tasks = Vec::new();
+        let mut accept_tasks = vec![retention::spawn(shared.clone())];
         for listener in shared.config.listeners.clone() {
             let tls_config = match (&listener, &certs) {
                 (Listener::Ircs { .. }, Some(store)) => Some(store.server_config()?),
@@ -294,9 +297,21 @@ async fn load_users(shared: &Arc<Shared>) -> Result<(), ServerError> {
     let users = shared.db.list_users().await?;
     for user in users {
         let mut networks = Vec::new();
-        for net in shared.db.list_networks(user.id).await? {
-            let channels = shared.db.list_channels(net.id).await?;
-            networks.push((net, channels));
+        for record in shared.db.list_networks(user.id).await? {
+            let channels = shared.db.list_channels(record.id).await?;
+            let history = match shared.config.message_store {
+                MessageStore::Db => StoredHistory {
+                    max_seq: shared.db.max_seq(record.id).await?,
+                    cursors: shared.db.load_cursors(record.id).await?,
+                    read_markers: shared.db.load_read_markers(record.id).await?,
+                },
+                MessageStore::Memory => StoredHistory::default(),
+            };
+            networks.push(LoadedNetwork {
+                record,
+                channels,
+                history,
+            });
         }
         shared.start_user(user, networks);
     }

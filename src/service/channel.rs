@@ -1,5 +1,5 @@
-//! `channel status`: the saved channels of a user's networks and whether
-//! they are joined right now.
+//! `channel status`: the saved channels of a user's networks, whether
+//! they are joined right now, and their detached-channel settings.
 
 use crate::service::ServiceResult;
 use crate::service::flags::{FlagKind, FlagSpec, parse_flags};
@@ -41,10 +41,17 @@ impl UserActor {
             }
             names.sort_unstable();
             for name in names {
-                let state = if net.channels.contains(name) {
+                let joined = if net.channels.contains(name) {
                     "joined"
                 } else {
                     "not joined"
+                };
+                let state = match net.saved.get(name) {
+                    Some(c) => format!(
+                        "{joined}, {}",
+                        crate::service::channel_update::describe(c)
+                    ),
+                    None => joined.to_string(),
                 };
                 if suffix {
                     lines.push(format!("{name}/{} [{state}]", net.name()));

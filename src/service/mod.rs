@@ -10,6 +10,7 @@
 //! (`PRIVMSG BouncerServ`) and from the admin socket.
 
 pub mod channel;
+pub mod channel_update;
 pub mod flags;
 pub mod network;
 pub mod sasl;
@@ -92,6 +93,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         path: &["channel", "status"],
         usage: "[-network <name>]",
         desc: "show saved channels and whether they are joined",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["channel", "update"],
+        usage: "<name> [-network <name>] [-detached true|false] [-relay-detached default|none|highlight|message] [-reattach-on default|none|highlight|message] [-detach-on default|none|highlight|message] [-detach-after <duration>]",
+        desc: "change a channel's detached state and detach settings",
         admin: false,
         global: false,
     },
@@ -345,6 +353,7 @@ impl UserActor {
             ["network", "delete"] => self.service_network_delete(&args).await,
             ["network", "status"] => Ok(self.service_network_status()),
             ["channel", "status"] => self.service_channel_status(&args, context),
+            ["channel", "update"] => self.service_channel_update(&args, context),
             ["sasl", "status"] => self.service_sasl_status(&args, context),
             ["sasl", "set-plain"] => self.service_sasl_set_plain(&args, context).await,
             ["sasl", "reset"] => self.service_sasl_reset(&args, context).await,

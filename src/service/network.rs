@@ -131,7 +131,7 @@ impl UserActor {
             .await
             .map_err(|e| e.to_string())?;
         let (id, name) = (record.id, record.name.clone());
-        self.add_network(record, Vec::new());
+        self.add_network(record, Vec::new(), Default::default());
         self.connect_network(id, Duration::ZERO);
         Ok(vec![format!("created network \"{name}\"")])
     }

@@ -80,14 +80,21 @@ impl UpstreamAddr {
 
 impl UserActor {
     /// Add a loaded or newly created network to the actor (not connected).
-    pub(crate) fn add_network(&mut self, record: NetworkRecord, channels: Vec<ChannelRecord>) {
+    pub(crate) fn add_network(
+        &mut self,
+        record: NetworkRecord,
+        channels: Vec<ChannelRecord>,
+        stored: crate::user::history::StoredHistory,
+    ) {
         let default_nick = self
             .record
             .nick
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| self.record.username.clone());
-        let net = Network::new(record, channels, &default_nick);
+        let history =
+            crate::user::history::NetHistory::new(stored, self.shared.config.history_ring_size);
+        let net = Network::new(record, channels, &default_nick, history);
         self.networks.insert(net.id(), net);
     }
 

@@ -10,12 +10,15 @@
 //! await a free slot, so a busy actor slows its own upstreams (TCP flow
 //! control) and clients, never anybody else's.
 
+mod detach;
+pub mod history;
 pub mod network;
+mod relay;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::conn::SendError;
@@ -55,6 +58,23 @@ pub enum UserEvent {
     ServiceReply {
         client: ClientId,
         result: ServiceResult,
+    },
+    /// The backlog a client missed, fetched from the store.
+    Backlog {
+        client: ClientId,
+        net: i64,
+        result: crate::db::DbResult<Vec<crate::db::Backlog>>,
+    },
+    /// The answer to a history query (CHATHISTORY, SEARCH) from the store.
+    HistoryReply {
+        client: ClientId,
+        reply: crate::downstream::history::Reply,
+    },
+    /// A channel's detach-after timer fired.
+    DetachTimer {
+        net: i64,
+        channel: String,
+        generation: u64,
     },
     /// Stop the actor: close every connection with `reason`.
     Stop {
@@ -125,13 +145,26 @@ pub struct UserActor {
     pub(crate) networks: BTreeMap<i64, Network>,
     pub(crate) clients: HashMap<ClientId, Downstream>,
     pub(crate) tasks: Vec<JoinHandle<()>>,
+    /// Raised by the database thread when appended messages are committed.
+    pub(crate) commit_notify: Arc<Notify>,
+    /// Token of the last delivery probe sent to a client.
+    pub(crate) next_probe: u64,
+    /// Generation counter of detach-after timers.
+    pub(crate) next_timer: u64,
+}
+
+/// A network as loaded from the database when its user starts.
+pub struct LoadedNetwork {
+    pub record: NetworkRecord,
+    pub channels: Vec<crate::db::ChannelRecord>,
+    pub history: history::StoredHistory,
 }
 
 /// Start the actor for a user whose networks have been loaded.
 pub fn spawn_user(
     shared: Arc<Shared>,
     record: UserRecord,
-    networks: Vec<(NetworkRecord, Vec<crate::db::ChannelRecord>)>,
+    networks: Vec<LoadedNetwork>,
 ) -> (UserHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     let handle = UserHandle {
@@ -146,9 +179,12 @@ pub fn spawn_user(
         networks: BTreeMap::new(),
         clients: HashMap::new(),
         tasks: Vec::new(),
+        commit_notify: Arc::new(Notify::new()),
+        next_probe: 0,
+        next_timer: 0,
     };
-    for (net, channels) in networks {
-        actor.add_network(net, channels);
+    for net in networks {
+        actor.add_network(net.record, net.channels, net.history);
     }
     let span = tracing::info_span!("user", name = %handle.name);
     let task = tokio::spawn(tracing::Instrument::instrument(actor.run(rx), span));
@@ -162,7 +198,18 @@ impl UserActor {
         for id in ids {
             self.connect_network(id, std::time::Duration::ZERO);
         }
-        while let Some(event) = rx.recv().await {
+        loop {
+            let event = tokio::select! {
+                event = rx.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+                () = self.commit_notify.notified() => {
+                    self.flush_all_outboxes();
+                    self.send_delivery_probes();
+                    continue;
+                }
+            };
             match event {
                 UserEvent::Attach(attach) => self.on_attach(*attach),
                 UserEvent::Downstream { id, event } => self.on_downstream(id, event).await,
@@ -178,12 +225,24 @@ impl UserActor {
                 UserEvent::ServiceReply { client, result } => {
                     self.send_service_result(client, result);
                 }
+                UserEvent::Backlog {
+                    client,
+                    net,
+                    result,
+                } => self.on_backlog(client, net, result),
+                UserEvent::HistoryReply { client, reply } => self.send_history_reply(client, reply),
+                UserEvent::DetachTimer {
+                    net,
+                    channel,
+                    generation,
+                } => self.on_detach_timer(net, &channel, generation),
                 UserEvent::Stop { reason, done } => {
                     self.stop_all(&reason).await;
                     let _ = done.send(());
                     break;
                 }
             }
+            self.send_delivery_probes();
             self.tasks.retain(|t| !t.is_finished());
         }
         tracing::debug!("user actor stopped");
@@ -272,22 +331,6 @@ impl UserActor {
                 self.send_to(id, msg);
             }
         }
-    }
-
-    /// The one path every message relayed from an upstream (or echoed on
-    /// behalf of a client) takes to the user's clients. It stamps the
-    /// server-time once, before fan-out; later features (history rings,
-    /// durable store, notifications) hook in here.
-    pub(crate) fn relay_to_clients(
-        &mut self,
-        net: i64,
-        mut msg: Message,
-        except: Option<ClientId>,
-    ) {
-        if msg.tag("time").is_none() {
-            msg.set_tag("time", crate::proto::time::now_server_time());
-        }
-        self.send_to_network_clients(net, &msg, except);
     }
 
     /// A notice from BouncerServ to every client bound to a network and to

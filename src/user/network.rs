@@ -12,6 +12,7 @@ use crate::conn::Writer;
 use crate::db::{ChannelRecord, NetworkRecord};
 use crate::proto::casemap::{CaseMap, CaseMapping};
 use crate::proto::isupport::Isupport;
+use crate::user::history::NetHistory;
 
 /// Where the upstream connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +87,11 @@ pub struct Network {
     /// Set when the server refused us for good (464/465): no retries until
     /// the network is updated.
     pub halted: Option<String>,
+    /// Chat history: rings, outbox, cursors, read markers.
+    pub history: NetHistory,
+    /// Detach-after timers of saved channels (casemapped name → the
+    /// timer's generation and task).
+    pub detach_timers: HashMap<String, (u64, JoinHandle<()>)>,
 }
 
 /// A registered connection that lasted this long resets the backoff.
@@ -94,7 +100,12 @@ const STABLE_CONNECTION: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 impl Network {
-    pub fn new(record: NetworkRecord, channels: Vec<ChannelRecord>, default_nick: &str) -> Network {
+    pub fn new(
+        record: NetworkRecord,
+        channels: Vec<ChannelRecord>,
+        default_nick: &str,
+        history: NetHistory,
+    ) -> Network {
         let mut saved = CaseMap::new(CaseMapping::default());
         for ch in channels {
             saved.insert(&ch.name.clone(), ch);
@@ -126,6 +137,8 @@ impl Network {
             failures: 0,
             registered_at: None,
             halted: None,
+            history,
+            detach_timers: HashMap::new(),
         }
     }
 
@@ -166,6 +179,9 @@ impl Network {
         self.sasl_pending = false;
         self.channels.clear();
         self.burst_done = false;
+        for (_, (_, task)) in self.detach_timers.drain() {
+            task.abort();
+        }
     }
 
     /// Close the link politely with QUIT.
@@ -207,6 +223,11 @@ impl Network {
         }
         self.saved.set_mapping(mapping);
         self.pending_keys.set_mapping(mapping);
+        self.history.set_casemapping(mapping);
+        let timers = std::mem::take(&mut self.detach_timers);
+        for (name, timer) in timers {
+            self.detach_timers.insert(mapping.fold(&name), timer);
+        }
     }
 
     /// True when `target` names a channel on this network.

@@ -1,5 +1,6 @@
-//! `JOIN` from a client: remember the keys so a successful join saves
-//! them, then relay it.
+//! `JOIN` from a client: a detached channel is reattached (without a JOIN
+//! upstream when tether is still in it); for the rest the keys are
+//! remembered so a successful join saves them, and the JOIN is relayed.
 
 use crate::downstream::ClientId;
 use crate::proto::Message;
@@ -10,22 +11,64 @@ impl UserActor {
         let Some(net_id) = self.clients.get(&id).and_then(|c| c.network) else {
             return;
         };
-        if let (Some(net), Some(channels)) = (self.networks.get_mut(&net_id), msg.param(0)) {
-            let keys: Vec<&str> = msg
-                .param(1)
-                .map(|k| k.split(',').collect())
-                .unwrap_or_default();
-            for (i, channel) in channels.split(',').enumerate() {
-                match keys.get(i).filter(|k| !k.is_empty()) {
-                    Some(key) => {
-                        net.pending_keys.insert(channel, key.to_string());
-                    }
-                    None => {
-                        net.pending_keys.remove(channel);
-                    }
+        let Some(channels) = msg.param(0).map(str::to_string) else {
+            self.send_upstream(id, net_id, &msg);
+            return;
+        };
+        let keys: Vec<String> = msg
+            .param(1)
+            .map(|k| k.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        let mut forward: Vec<(String, Option<String>)> = Vec::new();
+        for (i, channel) in channels.split(',').enumerate() {
+            let key = keys.get(i).filter(|k| !k.is_empty()).cloned();
+            let Some(net) = self.networks.get_mut(&net_id) else {
+                return;
+            };
+            let detached = net.saved.get(channel).is_some_and(|c| c.detached);
+            let joined = net.channels.contains(channel);
+            match &key {
+                Some(key) => {
+                    net.pending_keys.insert(channel, key.clone());
+                }
+                None => {
+                    net.pending_keys.remove(channel);
                 }
             }
+            if detached {
+                self.reattach_channel(net_id, channel);
+            }
+            if !(detached && joined) {
+                forward.push((channel.to_string(), key));
+            }
         }
-        self.send_upstream(id, net_id, &msg);
+        if forward.is_empty() {
+            return;
+        }
+        if forward.len() == channels.split(',').count() {
+            self.send_upstream(id, net_id, &msg);
+            return;
+        }
+        let mut params = vec![
+            forward
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ];
+        if forward.iter().any(|(_, k)| k.is_some()) {
+            params.push(
+                forward
+                    .iter()
+                    .map(|(_, k)| k.as_deref().unwrap_or("x"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        let upstream = Message {
+            params,
+            ..msg
+        };
+        self.send_upstream(id, net_id, &upstream);
     }
 }

@@ -3,13 +3,17 @@
 //! relayed to the client's network unchanged.
 
 pub mod cap;
+mod chathistory;
 mod join;
+mod markread;
 mod nick;
+mod part;
 mod ping;
 mod privmsg;
 mod quit;
 mod registered;
 mod relay;
+mod search;
 
 use crate::downstream::ClientId;
 use crate::proto::{Message, numeric};
@@ -57,9 +61,14 @@ impl UserActor {
         let bound = client.network;
         match msg.command.as_str() {
             "PING" => self.on_client_ping(id, &msg),
-            // PONG answers nothing tether asked; PROTOCTL would change the
-            // upstream connection that all of the user's clients share.
-            "PONG" | "PROTOCTL" => {}
+            // PROTOCTL would change the upstream connection that all of the
+            // user's clients share.
+            "PONG" => self.on_client_pong(id, &msg),
+            "PROTOCTL" => {}
+            "CHATHISTORY" => self.on_client_chathistory(id, &msg),
+            "MARKREAD" | "READ" => self.on_client_markread(id, &msg),
+            "SEARCH" => self.on_client_search(id, &msg),
+            "PART" if bound.is_some() => self.on_client_part(id, msg),
             "QUIT" => self.on_client_quit(id),
             "CAP" => self.on_client_cap(id, &msg),
             "PASS" | "USER" | "AUTHENTICATE" => self.on_client_reregister(id, &msg),

@@ -20,8 +20,10 @@ impl UserActor {
         };
         let (nick, user, host) = split_source(&source);
         let own = net.casemapping.eq(nick, &net.nick);
+        let mut joined = Vec::new();
         for name in channels.split(',').filter(|c| !c.is_empty()) {
             if own {
+                joined.push(name.to_string());
                 if let (Some(user), Some(host)) = (user, host) {
                     net.user_host = Some(format!("{user}@{host}"));
                 }
@@ -62,5 +64,23 @@ impl UserActor {
             }
         }
         self.relay_upstream(net_id, msg);
+        let host = self.shared.config.hostname.clone();
+        for name in joined {
+            self.reset_detach_timer(net_id, &name);
+            let Some(net) = self.networks.get(&net_id) else {
+                return;
+            };
+            // The read marker follows the JOIN; each client gets the form
+            // it understands.
+            let marker = match net.history.read_markers.get(&net.casemapping.fold(&name)) {
+                Some(t) => format!("timestamp={}", crate::proto::time::format_millis(*t)),
+                None => "*".to_string(),
+            };
+            for command in ["MARKREAD", "READ"] {
+                let msg = Message::new(command, [name.clone(), marker.clone()])
+                    .with_source(host.clone());
+                self.relay_unstored(net_id, msg);
+            }
+        }
     }
 }

@@ -20,6 +20,7 @@ impl UserActor {
             if let Some(saved) = net.saved.remove(&channel) {
                 self.shared.db.delete_channel_detached(net_id, saved.name);
             }
+            self.stop_detach_timer(net_id, &channel);
         } else if let Some(ch) = net.channels.get_mut(&channel) {
             ch.members.remove(&target);
         }

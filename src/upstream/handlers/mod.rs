@@ -85,4 +85,16 @@ impl UserActor {
         }
         self.relay_to_clients(net_id, msg, None);
     }
+
+    /// [`Self::relay_upstream`] for QUIT and NICK, stored in each of the
+    /// channels they concern.
+    pub(crate) fn relay_upstream_fanout(&mut self, net_id: i64, msg: Message, channels: Vec<String>) {
+        let Some(net) = self.networks.get(&net_id) else {
+            return;
+        };
+        if net.state != LinkState::Registered {
+            return;
+        }
+        self.relay_fanout(net_id, msg, channels);
+    }
 }

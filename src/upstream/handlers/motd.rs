@@ -24,10 +24,8 @@ impl UserActor {
         net.burst_done = true;
         let mut keyed: Vec<(String, String)> = Vec::new();
         let mut plain: Vec<String> = Vec::new();
+        // Detached channels are rejoined too: they stay joined upstream.
         for ch in net.saved.values() {
-            if ch.detached {
-                continue;
-            }
             match ch.key.clone().filter(|k| !k.is_empty()) {
                 Some(key) => keyed.push((ch.name.clone(), key)),
                 None => plain.push(ch.name.clone()),

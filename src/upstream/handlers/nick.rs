@@ -15,12 +15,17 @@ impl UserActor {
         ) else {
             return;
         };
+        let own = net.casemapping.eq(&old, &net.nick);
+        let mut shared = Vec::new();
         for channel in net.channels.iter_mut().map(|(_, c)| c) {
             if let Some(prefixes) = channel.members.remove(&old) {
                 channel.members.insert(&new, prefixes);
+                shared.push(channel.name.clone());
+            } else if own {
+                shared.push(channel.name.clone());
             }
         }
-        if net.casemapping.eq(&old, &net.nick) {
+        if own {
             net.nick = new.clone();
             for id in self.clients_of(Some(net_id)) {
                 if let Some(client) = self.clients.get_mut(&id) {
@@ -28,6 +33,6 @@ impl UserActor {
                 }
             }
         }
-        self.relay_upstream(net_id, msg);
+        self.relay_upstream_fanout(net_id, msg, shared);
     }
 }

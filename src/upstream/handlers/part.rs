@@ -16,8 +16,10 @@ impl UserActor {
             return;
         };
         let own = net.casemapping.eq(&nick, &net.nick);
+        let mut parted = Vec::new();
         for name in channels.split(',').filter(|c| !c.is_empty()) {
             if own {
+                parted.push(name.to_string());
                 net.channels.remove(name);
                 if let Some(saved) = net.saved.remove(name) {
                     self.shared.db.delete_channel_detached(net_id, saved.name);
@@ -25,6 +27,9 @@ impl UserActor {
             } else if let Some(channel) = net.channels.get_mut(name) {
                 channel.members.remove(&nick);
             }
+        }
+        for name in parted {
+            self.stop_detach_timer(net_id, &name);
         }
         self.relay_upstream(net_id, msg);
     }

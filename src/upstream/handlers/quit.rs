@@ -8,11 +8,14 @@ impl UserActor {
         let Some(net) = self.networks.get_mut(&net_id) else {
             return;
         };
+        let mut shared = Vec::new();
         if let Some(nick) = msg.source_nick() {
             for channel in net.channels.iter_mut().map(|(_, c)| c) {
-                channel.members.remove(nick);
+                if channel.members.remove(nick).is_some() {
+                    shared.push(channel.name.clone());
+                }
             }
         }
-        self.relay_upstream(net_id, msg);
+        self.relay_upstream_fanout(net_id, msg, shared);
     }
 }

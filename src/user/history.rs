@@ -1,0 +1,233 @@
+//! The user actor's side of chat history, per network: sequence numbers,
+//! the per-target rings, the outbox that holds relayed messages until the
+//! store has committed them, the per-client delivery cursors and the read
+//! markers.
+//!
+//! Write before acknowledge: a stored message is handed to the database
+//! thread, which commits appends in groups and then raises the network's
+//! committed sequence and wakes the actor. Only then does the message (and
+//! anything relayed after it) leave the outbox for the clients, so a
+//! client can never be shown, or acknowledge, a line that a crash could
+//! still lose.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use tokio::sync::Notify;
+
+use crate::db::CursorRecord;
+use crate::downstream::ClientId;
+use crate::history::ring::Ring;
+use crate::history::{Entry, Fetch};
+use crate::proto::Message;
+use crate::proto::casemap::CaseMapping;
+
+/// The target name under which a client's baseline cursor is kept: every
+/// target without a cursor of its own counts as read up to it. No channel
+/// or nick can be empty.
+pub const BASELINE: &str = "";
+
+/// What the database holds for a network when its user starts.
+#[derive(Debug, Default, Clone)]
+pub struct StoredHistory {
+    /// The highest sequence number in the store.
+    pub max_seq: i64,
+    pub cursors: Vec<CursorRecord>,
+    /// Read markers: casemapped target and time in milliseconds.
+    pub read_markers: Vec<(String, i64)>,
+}
+
+/// A relayed message waiting for the store, with the positions it was
+/// stored at.
+pub struct Outgoing {
+    pub msg: Arc<Message>,
+    pub except: Option<ClientId>,
+    /// `(casemapped target, seq)` for every stored copy; empty when the
+    /// message is not stored.
+    pub stored: Vec<(String, i64)>,
+}
+
+impl Outgoing {
+    fn max_seq(&self) -> i64 {
+        self.stored.iter().map(|(_, s)| *s).max().unwrap_or(0)
+    }
+}
+
+/// One network's history state.
+pub struct NetHistory {
+    /// The last sequence number handed out.
+    last_seq: i64,
+    /// The last sequence number the store has committed, raised by the
+    /// database thread.
+    committed: Arc<AtomicI64>,
+    /// The last sequence number relayed to clients.
+    pub relayed: i64,
+    /// Entries with a sequence at or below this may exist in the store
+    /// without being in a ring (they were stored before this start).
+    store_floor: i64,
+    ring_capacity: usize,
+    pub rings: HashMap<String, Ring>,
+    pub outbox: VecDeque<Outgoing>,
+    /// Client name → casemapped target → last acknowledged sequence.
+    pub cursors: HashMap<String, HashMap<String, i64>>,
+    /// Casemapped target → read marker time (ms).
+    pub read_markers: HashMap<String, i64>,
+}
+
+impl NetHistory {
+    pub fn new(stored: StoredHistory, ring_capacity: usize) -> NetHistory {
+        let mut cursors: HashMap<String, HashMap<String, i64>> = HashMap::new();
+        for c in stored.cursors {
+            cursors.entry(c.client).or_default().insert(c.target, c.seq);
+        }
+        NetHistory {
+            last_seq: stored.max_seq,
+            committed: Arc::new(AtomicI64::new(stored.max_seq)),
+            relayed: stored.max_seq,
+            store_floor: stored.max_seq,
+            ring_capacity: ring_capacity.max(1),
+            rings: HashMap::new(),
+            outbox: VecDeque::new(),
+            cursors,
+            read_markers: stored.read_markers.into_iter().collect(),
+        }
+    }
+
+    /// Hand out the next sequence number.
+    pub fn next_seq(&mut self) -> i64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
+    /// The committed sequence, shared with the database thread's callback.
+    pub fn committed_handle(&self) -> Arc<AtomicI64> {
+        Arc::clone(&self.committed)
+    }
+
+    /// Mark everything handed out so far as committed (memory store).
+    pub fn commit_all(&self) {
+        self.committed.fetch_max(self.last_seq, Ordering::AcqRel);
+    }
+
+    pub fn committed(&self) -> i64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// The ring of a casemapped target, created on first use.
+    pub fn ring_mut(&mut self, target: &str) -> &mut Ring {
+        let (cap, floor) = (self.ring_capacity, self.store_floor);
+        self.rings.entry(target.to_string()).or_insert_with(|| {
+            if floor == 0 {
+                Ring::new(cap, 0, i64::MIN)
+            } else {
+                Ring::new(cap, floor, i64::MAX)
+            }
+        })
+    }
+
+    /// Answer a range query from the ring alone, if it can.
+    pub fn fetch_from_ring(&self, target: &str, fetch: &Fetch) -> Option<Vec<Arc<Entry>>> {
+        match self.rings.get(target) {
+            Some(ring) => ring.fetch(fetch),
+            // No ring: nothing was stored since start, so the answer is
+            // empty exactly when nothing was stored before either.
+            None => (self.store_floor == 0).then(Vec::new),
+        }
+    }
+
+    /// Whether the store may hold entries that no ring has.
+    pub fn has_older_than_rings(&self) -> bool {
+        self.store_floor > 0
+    }
+
+
+    /// Re-key the casemapped maps after the network's CASEMAPPING changed.
+    pub fn set_casemapping(&mut self, mapping: CaseMapping) {
+        fn rekey<V>(map: &mut HashMap<String, V>, mapping: CaseMapping) {
+            let old = std::mem::take(map);
+            for (k, v) in old {
+                map.entry(mapping.fold(&k)).or_insert(v);
+            }
+        }
+        rekey(&mut self.rings, mapping);
+        rekey(&mut self.read_markers, mapping);
+        for map in self.cursors.values_mut() {
+            rekey(map, mapping);
+        }
+    }
+}
+
+/// The position after which a client has not seen `target`, given its
+/// cursors. A target without a cursor of its own counts as read up to the
+/// baseline; an attached target never lags behind the baseline, while a
+/// detached one keeps its own position (what arrived there while detached
+/// was not shown, even if the baseline moved on).
+pub fn effective_cursor(
+    cursors: &HashMap<String, i64>,
+    target: &str,
+    detached: bool,
+    default_baseline: i64,
+) -> i64 {
+    let baseline = cursors.get(BASELINE).copied().unwrap_or(default_baseline);
+    let own = cursors.get(target).copied();
+    if detached {
+        own.unwrap_or(baseline)
+    } else {
+        own.unwrap_or(0).max(baseline)
+    }
+}
+
+/// Per-client delivery tracking.
+#[derive(Default)]
+pub struct ClientCursor {
+    /// The client name the cursors are kept under (`""` is the default).
+    pub name: String,
+    /// Whether deliveries are tracked (network-bound clients without
+    /// chathistory, which get automatic backlog).
+    pub tracked: bool,
+    /// Delivered but not yet confirmed: target → highest sequence.
+    pub unacked: HashMap<String, i64>,
+    /// The probe in flight: its token, what it confirms, and the relayed
+    /// sequence when it was sent (when the client had received all of it).
+    pub probe: Option<Probe>,
+    /// Backlog is being fetched: live messages wait here, in order.
+    pub held: Option<Vec<Arc<Outgoing>>>,
+}
+
+/// A delivery probe: `PING tether-ack-<token>`.
+pub struct Probe {
+    pub token: u64,
+    pub confirms: HashMap<String, i64>,
+    pub relayed: Option<i64>,
+}
+
+/// The PING token prefix of delivery probes.
+pub const PROBE_PREFIX: &str = "tether-ack-";
+
+/// A client whose held backlog queue grows beyond this is disconnected; it
+/// catches up from its cursor when it comes back.
+pub const MAX_HELD: usize = 20_000;
+
+/// How the wake-up from the database thread reaches the actor: the callback
+/// raises `committed` and notifies.
+pub fn commit_callback(
+    committed: Arc<AtomicI64>,
+    seq: i64,
+    notify: Arc<Notify>,
+) -> Box<dyn FnOnce(crate::db::DbResult<()>) + Send> {
+    Box::new(move |result| {
+        match result {
+            Ok(()) => {
+                committed.fetch_max(seq, Ordering::AcqRel);
+            }
+            Err(err) => {
+                // The line is lost to the store, but holding it back forever
+                // would stall the network's relay: deliver it and say so.
+                tracing::error!(error = %err, seq, "message store: commit failed");
+                committed.fetch_max(seq, Ordering::AcqRel);
+            }
+        }
+        notify.notify_one();
+    })
+}
