@@ -43,6 +43,8 @@ pub struct StoredHistory {
 pub struct Outgoing {
     pub msg: Arc<Message>,
     pub except: Option<ClientId>,
+    /// Only for this client (a reply that must keep its place in line).
+    pub only: Option<ClientId>,
     /// `(casemapped target, seq)` for every stored copy; empty when the
     /// message is not stored.
     pub stored: Vec<(String, i64)>,

@@ -122,9 +122,31 @@ impl UserActor {
         net.history.outbox.push_back(Outgoing {
             msg: Arc::new(msg),
             except,
+            only: None,
             stored,
         });
         self.flush_outbox(net_id);
+    }
+
+    /// Send a reply to one client behind everything it is still owed: the
+    /// messages waiting in its network's outbox and its held backlog.
+    pub(crate) fn send_ordered(&mut self, id: ClientId, msg: Message) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let out = Outgoing {
+            msg: Arc::new(msg),
+            except: None,
+            only: Some(id),
+            stored: Vec::new(),
+        };
+        if let Some(net) = client.network.and_then(|n| self.networks.get_mut(&n))
+            && !net.history.outbox.is_empty()
+        {
+            net.history.outbox.push_back(out);
+            return;
+        }
+        self.deliver_to_client(id, &Arc::new(out), &[]);
     }
 
     /// Deliver every outbox message of every network whose store commit
@@ -165,6 +187,10 @@ impl UserActor {
     /// Send a durable message to the network's clients, except to detached
     /// channels, whose messages may become BouncerServ notices instead.
     fn deliver_outgoing(&mut self, net_id: i64, out: Arc<Outgoing>) {
+        if let Some(id) = out.only {
+            self.deliver_to_client(id, &out, &[]);
+            return;
+        }
         let Some(net) = self.networks.get(&net_id) else {
             return;
         };

@@ -11,6 +11,8 @@ mod admin_cli;
 mod bad_input;
 mod bouncerserv;
 mod burst;
+mod crash;
+mod history;
 mod interop;
 mod limits;
 mod reconnect;

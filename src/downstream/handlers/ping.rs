@@ -9,6 +9,7 @@ impl UserActor {
         let host = self.shared.config.hostname.clone();
         let token = msg.param(0).unwrap_or("").to_string();
         let pong = Message::new("PONG", [host.clone(), token]).with_source(host);
-        self.send_to(id, &pong);
+        // The answer must not overtake what the client is still owed.
+        self.send_ordered(id, pong);
     }
 }
