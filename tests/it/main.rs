@@ -11,6 +11,7 @@ mod admin_cli;
 mod bad_input;
 mod bouncerserv;
 mod burst;
+mod chathistory;
 mod crash;
 mod history;
 mod interop;
