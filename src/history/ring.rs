@@ -163,14 +163,15 @@ impl Ring {
 
     /// Whether no entry at or below the floor can match `f`'s range.
     ///
-    /// Only the `after` bound can prove this in general: entries below the
-    /// floor have `seq <= floor` and `time <= floor_time`, so an `after`
-    /// bound at or above those excludes them all. A `before` bound only
-    /// ever excludes newer entries: one that excluded everything at or
-    /// below the floor would also exclude everything in the ring, which
-    /// [`range_is_empty`] already answers (with the ring knowing nothing,
-    /// a `Seq(s)` with `s <= floor + 1` means the whole answer lies below
-    /// the floor, the opposite of what is needed).
+    /// Only the `after` bound can prove this: entries at or below the
+    /// floor have `seq <= floor` and `time <= floor_time`, so `Seq(s)` with
+    /// `s >= floor` or `Time(t)` with `t >= floor_time` excludes them all.
+    /// A `before` bound cannot help: those entries may have any smaller
+    /// sequence number and any earlier time, so a `before` bound excludes
+    /// all of them only when it excludes every possible entry, which
+    /// [`range_is_empty`] answers first. (`before: Seq(s)` with
+    /// `s <= floor + 1` is the opposite case: every match lies at or below
+    /// the floor and the ring knows none of them.)
     fn nothing_matches_below_floor(&self, f: &Fetch) -> bool {
         self.floor == 0
             || match f.after {
