@@ -118,11 +118,9 @@ mod tests {
             db.list_channels(nid).await.unwrap(),
             vec![
                 ChannelRecord {
-                    id: a.id,
-                    network_id: nid,
-                    name: "#a".into(),
                     key: Some("k".into()),
                     detached: true,
+                    ..a.clone()
                 },
                 b.clone(),
             ]

@@ -121,7 +121,11 @@ pub fn split_source(source: &str) -> (&str, Option<&str>, Option<&str>) {
     }
 }
 
-fn unescape_tag_value(raw: &str) -> String {
+/// Unescape a message-tag value (`\:` is `;`, `\s` a space, `\\` a
+/// backslash, `\r` and `\n` CR and LF; any other escaped character stands
+/// for itself and a trailing lone backslash is dropped). Also used by
+/// formats borrowing the tag escaping, such as `SEARCH` attributes.
+pub fn unescape_tag_value(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {

@@ -3,14 +3,15 @@
 //!
 //! A command line is split into words ([`words`]), the command is found in
 //! [`COMMANDS`] by unique-prefix matching of each word, and its flags are
-//! parsed with [`flags`]. Commands that act on one user's networks run
-//! inside that user's actor ([`network`], [`channel`]); global commands
-//! (users, help) run in their own task ([`user`]) so that they can never
-//! block an actor. The same commands are reachable from IRC clients
+//! parsed with [`flags`] (durations with [`duration`]). Commands that act
+//! on one user's networks run inside that user's actor ([`network`],
+//! [`channel`]); global commands (users, help) run in their own task
+//! ([`user`]) so that they can never block an actor. The same commands are reachable from IRC clients
 //! (`PRIVMSG BouncerServ`) and from the admin socket.
 
 pub mod channel;
 pub mod channel_update;
+pub mod duration;
 pub mod flags;
 pub mod network;
 pub mod sasl;
