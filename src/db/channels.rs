@@ -1,12 +1,22 @@
 //! The `channels` table.
 //!
 //! Rows are keyed by `(network_id, name)`; names are stored exactly as
-//! given (the caller casemaps them consistently). Synchronous functions run
-//! on the database thread; see [`super::Db`] for the async API.
+//! given (the caller casemaps them consistently). The detached-channel
+//! settings are stored as the names of [`MessageFilter::as_str`]; a name
+//! this build does not know reads as [`MessageFilter::Default`]. Synchronous
+//! functions run on the database thread; see [`super::Db`] for the async
+//! API.
 
 use rusqlite::{Connection, Row, params};
 
-use super::{ChannelRecord, DbError, DbResult, is_foreign_key_violation};
+use super::{ChannelRecord, DbError, DbResult, MessageFilter, is_foreign_key_violation};
+
+/// Reads a filter column; unknown names (say, written by a newer tether)
+/// fall back to the default rather than failing the whole listing.
+fn filter(row: &Row<'_>, idx: usize) -> rusqlite::Result<MessageFilter> {
+    let name: String = row.get(idx)?;
+    Ok(MessageFilter::parse(&name).unwrap_or_default())
+}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
     Ok(ChannelRecord {
@@ -15,15 +25,19 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
         name: row.get(2)?,
         key: row.get(3)?,
         detached: row.get(4)?,
-        ..Default::default()
+        relay_detached: filter(row, 5)?,
+        reattach_on: filter(row, 6)?,
+        detach_on: filter(row, 7)?,
+        detach_after_ms: row.get(8)?,
     })
 }
 
 /// Channels of network `network_id`, ordered by id.
 pub fn list(conn: &Connection, network_id: i64) -> DbResult<Vec<ChannelRecord>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, network_id, name, key, detached FROM channels
-         WHERE network_id = ?1 ORDER BY id",
+        "SELECT id, network_id, name, key, detached,
+                relay_detached, reattach_on, detach_on, detach_after_ms
+         FROM channels WHERE network_id = ?1 ORDER BY id",
     )?;
     let channels = stmt
         .query_map([network_id], from_row)?
@@ -31,18 +45,34 @@ pub fn list(conn: &Connection, network_id: i64) -> DbResult<Vec<ChannelRecord>> 
     Ok(channels)
 }
 
-/// Inserts the channel or updates `key` and `detached` of the existing row
+/// Inserts the channel or updates every other column of the existing row
 /// with the same `(network_id, name)`; `ch.id` is ignored. Returns the
 /// record with its row id.
 pub fn upsert(conn: &Connection, mut ch: ChannelRecord) -> DbResult<ChannelRecord> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO channels (network_id, name, key, detached) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO channels (network_id, name, key, detached,
+                               relay_detached, reattach_on, detach_on, detach_after_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (network_id, name) DO UPDATE SET
-            key = excluded.key, detached = excluded.detached
+            key = excluded.key,
+            detached = excluded.detached,
+            relay_detached = excluded.relay_detached,
+            reattach_on = excluded.reattach_on,
+            detach_on = excluded.detach_on,
+            detach_after_ms = excluded.detach_after_ms
          RETURNING id",
     )?;
     let result = stmt.query_row(
-        params![ch.network_id, ch.name, ch.key, ch.detached],
+        params![
+            ch.network_id,
+            ch.name,
+            ch.key,
+            ch.detached,
+            ch.relay_detached.as_str(),
+            ch.reattach_on.as_str(),
+            ch.detach_on.as_str(),
+            ch.detach_after_ms,
+        ],
         |row| row.get(0),
     );
     match result {
@@ -68,7 +98,7 @@ pub fn delete(conn: &Connection, network_id: i64, name: &str) -> DbResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::db::{ChannelRecord, Db, DbError};
+    use crate::db::{ChannelRecord, Db, DbError, MessageFilter};
 
     async fn db_with_network() -> (Db, i64) {
         let db = Db::open_in_memory().unwrap();
@@ -120,7 +150,7 @@ mod tests {
                 ChannelRecord {
                     key: Some("k".into()),
                     detached: true,
-                    ..a.clone()
+                    ..Default::default()
                 },
                 b.clone(),
             ]
@@ -130,6 +160,58 @@ mod tests {
         assert_eq!(db.list_channels(nid).await.unwrap(), vec![b]);
         // Deleting a missing channel is fine.
         db.delete_channel(nid, "#a").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn detach_settings_round_trip() {
+        let (db, nid) = db_with_network().await;
+        let stored = db
+            .upsert_channel(ChannelRecord {
+                detached: true,
+                relay_detached: MessageFilter::Message,
+                reattach_on: MessageFilter::Highlight,
+                detach_on: MessageFilter::None,
+                detach_after_ms: 60_000,
+                ..chan(nid, "#a")
+            })
+            .await
+            .unwrap();
+        assert_eq!(db.list_channels(nid).await.unwrap(), vec![stored.clone()]);
+
+        // Updating an existing row overwrites the settings too.
+        let updated = db
+            .upsert_channel(ChannelRecord {
+                relay_detached: MessageFilter::None,
+                detach_after_ms: 0,
+                ..stored
+            })
+            .await
+            .unwrap();
+        assert_eq!(db.list_channels(nid).await.unwrap(), vec![updated]);
+    }
+
+    #[tokio::test]
+    async fn unknown_filter_names_read_as_default() {
+        let (db, nid) = db_with_network().await;
+        db.upsert_channel(ChannelRecord {
+            relay_detached: MessageFilter::Message,
+            ..chan(nid, "#a")
+        })
+        .await
+        .unwrap();
+        db.call(|conn| {
+            conn.execute(
+                "UPDATE channels SET relay_detached = 'someday', detach_on = 'NONE'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let list = db.list_channels(nid).await.unwrap();
+        assert_eq!(list[0].relay_detached, MessageFilter::Default);
+        // Parsing is case-insensitive.
+        assert_eq!(list[0].detach_on, MessageFilter::None);
     }
 
     #[tokio::test]

@@ -4,31 +4,58 @@
 //! other part of the bouncer talks to it through a cheap, cloneable [`Db`]
 //! handle: requests travel over a bounded `tokio::sync::mpsc` channel and
 //! answers come back over `tokio::sync::oneshot`. The thread executes
-//! requests strictly in submission order, so a read issued after a write
-//! (including a fire-and-forget write) always observes it.
+//! requests strictly in submission order, so a request issued after a write
+//! (including a fire-and-forget write) always observes it. Message appends
+//! are group-committed: appends queued together share one transaction.
+//!
+//! Read-only history queries ([`Db::fetch_history`], [`Db::search_messages`]
+//! and the like) do not go through that queue: on a file database they run
+//! on a small pool of read-only connections, so they never wait behind
+//! writes. They see every write committed before they start, but not one
+//! still queued: to read an append, wait for its completion callback first.
+//! (An in-memory database cannot be shared between connections; there they
+//! run on the writer thread, in order.)
 //!
 //! The schema is versioned with numbered migrations tracked in
 //! `PRAGMA user_version`; see [`schema`].
 //!
 //! Table groups live in their own modules ([`users`], [`networks`],
-//! [`channels`]); each exposes plain synchronous functions over a
-//! `&Connection` that run on the database thread. The thread machinery lives
-//! in the private `thread` module.
+//! [`channels`], [`messages`] with its full-text index, [`cursors`] for
+//! delivery cursors, [`read_markers`]); each exposes plain synchronous
+//! functions over a `&Connection`. The thread machinery lives in the
+//! private `thread` module, the reader pool in the private `readers`
+//! module.
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use rusqlite::ffi;
 use tokio::sync::oneshot;
 
+use crate::history::{Entry, Fetch};
+
 pub mod channels;
+pub mod cursors;
+pub mod messages;
 pub mod networks;
+pub mod read_markers;
+mod readers;
 pub mod schema;
 mod thread;
 pub mod users;
 
-use thread::{Handle, Request};
+pub use cursors::CursorRecord;
+pub use messages::{Backlog, SearchQuery};
+
+use readers::Readers;
+use thread::{AppendDone, Handle, Request};
+
+/// Rows deleted per request by [`Db::expire_messages`] and
+/// [`Db::cap_user_messages`]; small enough that appends queued meanwhile
+/// wait only briefly.
+const DELETE_CHUNK: usize = 5000;
 
 /// Errors returned by database operations.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +206,9 @@ impl MessageFilter {
 #[derive(Clone)]
 pub struct Db {
     handle: Handle,
+    /// Read-only connections to the same file; `None` for an in-memory
+    /// database, whose reads run on the writer thread.
+    readers: Option<Arc<Readers>>,
 }
 
 impl fmt::Debug for Db {
@@ -193,20 +223,24 @@ impl Db {
     /// pending migrations and spawns the database thread.
     pub fn open(path: &Path) -> DbResult<Db> {
         let conn = Connection::open(path)?;
-        Self::start(conn)
+        // SQLite's special name opens a private in-memory database, which
+        // readers could not share.
+        let readers = (path != Path::new(":memory:") && !path.as_os_str().is_empty())
+            .then(|| Arc::new(Readers::new(path.to_path_buf())));
+        Self::start(conn, readers)
     }
 
     /// Opens a fresh in-memory database (for tests).
     pub fn open_in_memory() -> DbResult<Db> {
         let conn = Connection::open_in_memory()?;
-        Self::start(conn)
+        Self::start(conn, None)
     }
 
-    fn start(mut conn: Connection) -> DbResult<Db> {
+    fn start(mut conn: Connection, readers: Option<Arc<Readers>>) -> DbResult<Db> {
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
         let handle = thread::spawn(conn)?;
-        Ok(Db { handle })
+        Ok(Db { handle, readers })
     }
 
     /// Asks the database thread to finish: everything submitted before the
@@ -214,9 +248,33 @@ impl Db {
     /// exits. Waits until that has happened. Requests made afterwards (from
     /// any clone of this handle) fail with [`DbError::Closed`].
     pub async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close();
+        }
         // If the thread has already stopped, there is nothing to ask.
         let _ = self.handle.submit(Request::Close);
         self.handle.wait_stopped().await;
+    }
+
+    /// Runs the read-only query `f` on a reader connection (or, for an
+    /// in-memory database, on the database thread) and returns its result.
+    async fn read<T, F>(&self, f: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        let Some(readers) = &self.readers else {
+            return self.call(move |conn| f(conn)).await;
+        };
+        let readers = Arc::clone(readers);
+        match tokio::task::spawn_blocking(move || readers.run(f)).await {
+            Ok(result) => result,
+            // A panicking query is a bug; let it surface as if it had run
+            // on this task.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(DbError::Closed),
+        }
     }
 
     /// Runs `f` on the database thread and returns its result.
@@ -314,7 +372,7 @@ impl Db {
             .await
     }
 
-    /// Inserts the channel, or updates `key` and `detached` of the existing
+    /// Inserts the channel, or updates every other field of the existing
     /// `(network_id, name)` row. Returns the stored record with its id.
     /// [`DbError::NotFound`] if the network does not exist.
     pub async fn upsert_channel(&self, ch: ChannelRecord) -> DbResult<ChannelRecord> {
@@ -345,6 +403,203 @@ impl Db {
         self.call_detached("deleting channel", move |conn| {
             channels::delete(conn, network_id, &name)
         });
+    }
+
+    /// Stores `entries` of network `network_id`. Never blocks: the append
+    /// is queued (in order with every other request) and group-committed
+    /// with the appends queued next to it. `done` is called exactly once
+    /// with the outcome, after the transaction has ended, and with
+    /// [`DbError::Closed`] if the database stops first. It runs on the
+    /// database thread, so it must be quick and must not block (send on a
+    /// channel, for instance).
+    ///
+    /// A sequence number already stored for the same target fails this
+    /// append alone with [`DbError::Conflict`].
+    pub fn append_messages<F>(&self, network_id: i64, entries: Vec<Entry>, done: F)
+    where
+        F: FnOnce(DbResult<()>) + Send + 'static,
+    {
+        let done = DoneOnce(Some(Box::new(done)));
+        // If the request is dropped unexecuted (the thread stopped), the
+        // guard inside reports `Closed`.
+        self.handle.submit(Request::Append {
+            network_id,
+            entries,
+            done: Box::new(move |result| done.finish(result)),
+        });
+    }
+
+    /// The highest sequence number stored for the network (0 if none).
+    /// Ordered after every append submitted before it.
+    pub async fn max_seq(&self, network_id: i64) -> DbResult<i64> {
+        self.call(move |conn| messages::max_seq(conn, network_id))
+            .await
+    }
+
+    /// The stored history of `target` selected by `fetch`, ascending by
+    /// sequence; see [`messages::fetch`]. Runs on a reader connection.
+    pub async fn fetch_history(
+        &self,
+        network_id: i64,
+        target: &str,
+        fetch: Fetch,
+    ) -> DbResult<Vec<Entry>> {
+        let target = target.to_owned();
+        self.read(move |conn| messages::fetch(conn, network_id, &target, &fetch))
+            .await
+    }
+
+    /// `(seq, time)` of message `msgid` of `target`, if stored. Runs on a
+    /// reader connection.
+    pub async fn find_msgid(
+        &self,
+        network_id: i64,
+        target: &str,
+        msgid: &str,
+    ) -> DbResult<Option<(i64, i64)>> {
+        let target = target.to_owned();
+        let msgid = msgid.to_owned();
+        self.read(move |conn| messages::find_msgid(conn, network_id, &target, &msgid))
+            .await
+    }
+
+    /// Targets with their latest message time, for `CHATHISTORY TARGETS`;
+    /// see [`messages::targets`]. Runs on a reader connection.
+    pub async fn history_targets(
+        &self,
+        network_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+        exclude: Vec<String>,
+    ) -> DbResult<Vec<(String, i64)>> {
+        self.read(move |conn| messages::targets(conn, network_id, from_ms, to_ms, limit, &exclude))
+            .await
+    }
+
+    /// Full-text and criteria search over the network's messages; see
+    /// [`messages::search`]. Runs on a reader connection.
+    pub async fn search_messages(
+        &self,
+        network_id: i64,
+        query: SearchQuery,
+    ) -> DbResult<Vec<Entry>> {
+        self.read(move |conn| messages::search(conn, network_id, &query))
+            .await
+    }
+
+    /// Per-target backlog after each target's sequence, up to `upto`; see
+    /// [`messages::backlog`]. Runs on a reader connection.
+    pub async fn backlog(
+        &self,
+        network_id: i64,
+        targets: Vec<(String, i64)>,
+        upto: i64,
+        limit_per_target: usize,
+        events: bool,
+    ) -> DbResult<Vec<Backlog>> {
+        self.read(move |conn| {
+            messages::backlog(conn, network_id, &targets, upto, limit_per_target, events)
+        })
+        .await
+    }
+
+    /// Targets with messages after sequence `seq`, each with its highest
+    /// sequence. Runs on a reader connection.
+    pub async fn targets_since(&self, network_id: i64, seq: i64) -> DbResult<Vec<(String, i64)>> {
+        self.read(move |conn| messages::targets_since(conn, network_id, seq))
+            .await
+    }
+
+    /// Delivery cursors of network `network_id`.
+    pub async fn load_cursors(&self, network_id: i64) -> DbResult<Vec<CursorRecord>> {
+        self.call(move |conn| cursors::load(conn, network_id)).await
+    }
+
+    /// Fire-and-forget save of delivery cursors, in one transaction; a
+    /// cursor never moves back. See [`Db::upsert_channel_detached`] for the
+    /// queueing guarantees.
+    pub fn save_cursors_detached(&self, network_id: i64, records: Vec<CursorRecord>) {
+        self.call_detached("saving delivery cursors", move |conn| {
+            let tx = conn.transaction()?;
+            cursors::save(&tx, network_id, &records)?;
+            tx.commit()?;
+            Ok(())
+        });
+    }
+
+    /// Read markers of network `network_id` as `(target, time_ms)`.
+    pub async fn load_read_markers(&self, network_id: i64) -> DbResult<Vec<(String, i64)>> {
+        self.call(move |conn| read_markers::load(conn, network_id))
+            .await
+    }
+
+    /// Stores the read marker of `target` if newer than the stored one;
+    /// returns whether it moved. [`DbError::NotFound`] if the network does
+    /// not exist.
+    pub async fn save_read_marker(
+        &self,
+        network_id: i64,
+        target: &str,
+        time_ms: i64,
+    ) -> DbResult<bool> {
+        let target = target.to_owned();
+        self.call(move |conn| read_markers::save(conn, network_id, &target, time_ms))
+            .await
+    }
+
+    /// Deletes every message older than `cutoff_ms`, in chunks of a few
+    /// thousand rows, each its own request so queued appends interleave.
+    /// Returns how many were deleted.
+    pub async fn expire_messages(&self, cutoff_ms: i64) -> DbResult<usize> {
+        self.delete_in_chunks(move |conn| messages::expire(conn, cutoff_ms, DELETE_CHUNK))
+            .await
+    }
+
+    /// Deletes the oldest messages of user `user_id` until its networks
+    /// hold at most `keep`, in chunks like [`Db::expire_messages`]. Returns
+    /// how many were deleted.
+    pub async fn cap_user_messages(&self, user_id: i64, keep: u64) -> DbResult<usize> {
+        self.delete_in_chunks(move |conn| messages::cap_user(conn, user_id, keep, DELETE_CHUNK))
+            .await
+    }
+
+    /// Runs `chunk` (which deletes at most [`DELETE_CHUNK`] rows and returns
+    /// how many it deleted) until it deletes less than a full chunk.
+    async fn delete_in_chunks<F>(&self, chunk: F) -> DbResult<usize>
+    where
+        F: Fn(&Connection) -> DbResult<usize> + Clone + Send + 'static,
+    {
+        let mut total = 0;
+        loop {
+            let chunk = chunk.clone();
+            let deleted = self.call(move |conn| chunk(conn)).await?;
+            total += deleted;
+            if deleted < DELETE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// Calls an append's completion callback exactly once: with the outcome
+/// when [`DoneOnce::finish`] is called, or with [`DbError::Closed`] if it
+/// is dropped first (its request was discarded by a stopped thread).
+struct DoneOnce(Option<AppendDone>);
+
+impl DoneOnce {
+    fn finish(mut self, result: DbResult<()>) {
+        if let Some(done) = self.0.take() {
+            done(result);
+        }
+    }
+}
+
+impl Drop for DoneOnce {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done(Err(DbError::Closed));
+        }
     }
 }
 
@@ -389,6 +644,62 @@ pub(crate) async fn test_user_with_network(db: &Db) -> (i64, i64) {
         .await
         .expect("test network");
     (user.id, net.id)
+}
+
+/// A PRIVMSG entry for tests; its msgid is `m{seq}`.
+#[cfg(test)]
+pub(crate) fn test_message(seq: i64, target: &str, time: i64, sender: &str, text: &str) -> Entry {
+    Entry {
+        seq,
+        target: target.into(),
+        time,
+        msgid: format!("m{seq}"),
+        sender: sender.into(),
+        event: false,
+        raw: format!("@msgid=m{seq} :{sender} PRIVMSG {target} :{text}"),
+        text: Some(text.into()),
+    }
+}
+
+/// A JOIN event entry for tests; its msgid is `m{seq}`.
+#[cfg(test)]
+pub(crate) fn test_event(seq: i64, target: &str, time: i64, sender: &str) -> Entry {
+    Entry {
+        seq,
+        target: target.into(),
+        time,
+        msgid: format!("m{seq}"),
+        sender: sender.into(),
+        event: true,
+        raw: format!("@msgid=m{seq} :{sender} JOIN {target}"),
+        text: None,
+    }
+}
+
+/// [`Db::append_messages`], waiting for the outcome.
+#[cfg(test)]
+pub(crate) async fn append_and_wait(db: &Db, network_id: i64, entries: Vec<Entry>) -> DbResult<()> {
+    let (tx, rx) = oneshot::channel();
+    db.append_messages(network_id, entries, move |result| {
+        let _ = tx.send(result);
+    });
+    rx.await.map_err(|_| DbError::Closed)?
+}
+
+/// Asserts that the full-text index matches the `messages` table.
+#[cfg(test)]
+pub(crate) async fn check_fts(db: &Db) {
+    db.call(|conn| {
+        // With rank 1, FTS5 also compares the index against the content
+        // table.
+        conn.execute(
+            "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )?;
+        Ok(())
+    })
+    .await
+    .expect("full-text index is consistent");
 }
 
 #[cfg(test)]
@@ -436,6 +747,146 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(5), stopped.wait())
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn append_after_close_reports_closed() {
+        let db = Db::open_in_memory().unwrap();
+        db.close().await;
+        let err = append_and_wait(&db, 1, vec![test_message(1, "#a", 1, "bob", "hi")])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DbError::Closed), "{err}");
+    }
+
+    /// Reads on a file database go through the reader pool: they see
+    /// committed appends, and they do not wait for a busy writer.
+    #[tokio::test]
+    async fn reader_pool_sees_committed_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let (_, nid) = test_user_with_network(&db).await;
+        let entries: Vec<Entry> = (1..=5)
+            .map(|seq| test_message(seq, "#a", seq * 1000, "bob", "hello"))
+            .collect();
+        append_and_wait(&db, nid, entries.clone()).await.unwrap();
+        let all = Fetch {
+            after: None,
+            before: None,
+            limit: 100,
+            newest: true,
+            events: true,
+        };
+        assert_eq!(db.fetch_history(nid, "#a", all).await.unwrap(), entries);
+        let readers = db.readers.as_ref().unwrap();
+        assert_eq!(readers.idle(), 1);
+
+        // Keep the writer busy; reads still complete.
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        db.call_detached("blocking", move |_| {
+            let _ = release_rx.recv();
+            Ok(())
+        });
+        let search = SearchQuery {
+            text: Some("hello".into()),
+            limit: 2,
+            ..Default::default()
+        };
+        let found = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            db.search_messages(nid, search),
+        )
+        .await
+        .expect("read waited for the writer")
+        .unwrap();
+        assert_eq!(found, entries[3..]);
+        release_tx.send(()).unwrap();
+
+        // An append committed later is visible to the pooled connection.
+        append_and_wait(&db, nid, vec![test_message(6, "#a", 6000, "bob", "x")])
+            .await
+            .unwrap();
+        assert_eq!(db.fetch_history(nid, "#a", all).await.unwrap().len(), 6);
+
+        db.close().await;
+        assert_eq!(readers.idle(), 0);
+        let err = db.fetch_history(nid, "#a", all).await.unwrap_err();
+        assert!(matches!(err, DbError::Closed), "{err}");
+    }
+
+    #[tokio::test]
+    async fn deleting_a_network_cascades_to_the_message_store() {
+        let db = Db::open_in_memory().unwrap();
+        let (user_id, nid) = test_user_with_network(&db).await;
+        let other = db
+            .create_network(NetworkRecord {
+                user_id,
+                name: "oftc".into(),
+                addr: "irc.oftc.net".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for net in [nid, other.id] {
+            append_and_wait(
+                &db,
+                net,
+                vec![
+                    test_message(1, "#a", 1000, "bob", "hello there"),
+                    test_event(2, "#a", 2000, "carol"),
+                ],
+            )
+            .await
+            .unwrap();
+            db.save_cursors_detached(
+                net,
+                vec![CursorRecord {
+                    client: "phone".into(),
+                    target: "#a".into(),
+                    seq: 1,
+                }],
+            );
+            db.save_read_marker(net, "#a", 1000).await.unwrap();
+        }
+
+        db.delete_network(nid).await.unwrap();
+        let counts = db
+            .call(move |conn| {
+                let count = |table: &str| -> DbResult<i64> {
+                    Ok(conn.query_row(
+                        &format!("SELECT count(*) FROM {table} WHERE network_id = ?1"),
+                        [nid],
+                        |row| row.get(0),
+                    )?)
+                };
+                Ok([
+                    count("messages")?,
+                    count("delivery_cursors")?,
+                    count("read_markers")?,
+                ])
+            })
+            .await
+            .unwrap();
+        assert_eq!(counts, [0, 0, 0]);
+        assert_eq!(db.max_seq(nid).await.unwrap(), 0);
+
+        // The other network keeps everything, and search agrees.
+        assert_eq!(db.max_seq(other.id).await.unwrap(), 2);
+        assert_eq!(db.load_cursors(other.id).await.unwrap().len(), 1);
+        assert_eq!(db.load_read_markers(other.id).await.unwrap().len(), 1);
+        let query = SearchQuery {
+            text: Some("hello".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert!(
+            db.search_messages(nid, query.clone())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(db.search_messages(other.id, query).await.unwrap().len(), 1);
+        check_fts(&db).await;
     }
 
     #[test]

@@ -24,10 +24,16 @@ pub struct Migration {
 
 /// All migrations, oldest first. The schema version after applying the
 /// `n`-th entry is `n`.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    description: "users, networks and channels",
-    apply: migration_1,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        description: "users, networks and channels",
+        apply: migration_1,
+    },
+    Migration {
+        description: "message store, delivery cursors, read markers, detach settings",
+        apply: migration_2,
+    },
+];
 
 /// The schema version this build of tether writes.
 pub fn latest_version() -> u32 {
@@ -120,10 +126,78 @@ fn migration_1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     )
 }
 
+fn migration_2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            network_id INTEGER NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+            target TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            time INTEGER NOT NULL,
+            msgid TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            event INTEGER NOT NULL,
+            raw TEXT NOT NULL,
+            text TEXT
+        );
+        CREATE UNIQUE INDEX messages_target_seq ON messages (network_id, target, seq);
+        CREATE INDEX messages_target_time ON messages (network_id, target, time);
+        CREATE INDEX messages_msgid ON messages (network_id, msgid);
+        CREATE INDEX messages_seq ON messages (network_id, seq);
+        -- Expiry deletes the globally oldest rows first; without this every
+        -- chunk would scan the whole table.
+        CREATE INDEX messages_time ON messages (time);
+
+        -- Full-text index over the message text. It is an external-content
+        -- table, so the text is stored once (in messages); the triggers keep
+        -- it in sync. Events have no text and are never indexed, which is
+        -- why the delete side skips them too: FTS5 must only be told to
+        -- delete what it was given.
+        CREATE VIRTUAL TABLE messages_fts USING fts5 (
+            text, content = 'messages', content_rowid = 'id', columnsize = 0
+        );
+        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages
+        WHEN new.text IS NOT NULL BEGIN
+            INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+        WHEN old.text IS NOT NULL BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, text)
+                VALUES ('delete', old.id, old.text);
+        END;
+        CREATE TRIGGER messages_fts_update AFTER UPDATE ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, text)
+                SELECT 'delete', old.id, old.text WHERE old.text IS NOT NULL;
+            INSERT INTO messages_fts (rowid, text)
+                SELECT new.id, new.text WHERE new.text IS NOT NULL;
+        END;
+
+        CREATE TABLE delivery_cursors (
+            network_id INTEGER NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+            client TEXT NOT NULL,
+            target TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (network_id, client, target)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE read_markers (
+            network_id INTEGER NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+            target TEXT NOT NULL,
+            time INTEGER NOT NULL,
+            PRIMARY KEY (network_id, target)
+        );
+
+        ALTER TABLE channels ADD COLUMN relay_detached TEXT NOT NULL DEFAULT 'default';
+        ALTER TABLE channels ADD COLUMN reattach_on TEXT NOT NULL DEFAULT 'default';
+        ALTER TABLE channels ADD COLUMN detach_on TEXT NOT NULL DEFAULT 'default';
+        ALTER TABLE channels ADD COLUMN detach_after_ms INTEGER NOT NULL DEFAULT 0;",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Db, DbError, UserRecord};
+    use crate::db::{ChannelRecord, Db, DbError, MessageFilter, UserRecord, messages};
 
     fn table_names(conn: &Connection) -> Vec<String> {
         let mut stmt = conn
@@ -142,7 +216,18 @@ mod tests {
         assert_eq!(user_version(&conn).unwrap(), 0);
         migrate(&mut conn).unwrap();
         assert_eq!(user_version(&conn).unwrap(), latest_version());
-        assert_eq!(table_names(&conn), ["channels", "networks", "users"]);
+        let tables = table_names(&conn);
+        for table in [
+            "channels",
+            "delivery_cursors",
+            "messages",
+            "messages_fts",
+            "networks",
+            "read_markers",
+            "users",
+        ] {
+            assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
+        }
         // Running again is a no-op.
         migrate(&mut conn).unwrap();
         assert_eq!(user_version(&conn).unwrap(), latest_version());
@@ -228,6 +313,79 @@ mod tests {
         let err = Db::open(&path).unwrap_err();
         assert!(matches!(err, DbError::Sqlite(_)), "{err}");
         assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    /// A database created by a tether with only migration 1 keeps its data
+    /// and gains the message store and the detach settings.
+    #[test]
+    fn migrates_a_version_1_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        (MIGRATIONS[0].apply)(&tx).unwrap();
+        tx.pragma_update(None, "user_version", 1).unwrap();
+        tx.commit().unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, created_at) VALUES (1, 'alice', 0);
+             INSERT INTO networks (id, user_id, name, addr) VALUES (1, 1, 'libera', 'x');
+             INSERT INTO channels (network_id, name, key, detached)
+                VALUES (1, '#tether', 'k', 1);",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), latest_version());
+        let channels = crate::db::channels::list(&conn, 1).unwrap();
+        assert_eq!(
+            channels,
+            [ChannelRecord {
+                id: channels[0].id,
+                network_id: 1,
+                name: "#tether".into(),
+                key: Some("k".into()),
+                detached: true,
+                relay_detached: MessageFilter::Default,
+                reattach_on: MessageFilter::Default,
+                detach_on: MessageFilter::Default,
+                detach_after_ms: 0,
+            }]
+        );
+        let stored = crate::db::test_message(1, "#tether", 1000, "bob", "hello");
+        messages::insert(&conn, 1, std::slice::from_ref(&stored)).unwrap();
+        assert_eq!(messages::max_seq(&conn, 1).unwrap(), 1);
+        let found = messages::search(
+            &conn,
+            1,
+            &messages::SearchQuery {
+                text: Some("hello".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(found, [stored]);
+    }
+
+    /// The FTS5 consistency check used by the store's tests does notice an
+    /// index that drifted from the table (so passing it means something).
+    #[tokio::test]
+    async fn fts_check_detects_drift() {
+        let db = Db::open_in_memory().unwrap();
+        let (_, nid) = crate::db::test_user_with_network(&db).await;
+        let entries = vec![crate::db::test_message(1, "#a", 1, "bob", "hello")];
+        crate::db::append_and_wait(&db, nid, entries).await.unwrap();
+        crate::db::check_fts(&db).await;
+        let check = db
+            .call(|conn| {
+                conn.execute_batch("DROP TRIGGER messages_fts_delete; DELETE FROM messages;")?;
+                Ok(conn.execute(
+                    "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+                    [],
+                ))
+            })
+            .await
+            .unwrap();
+        assert!(check.is_err());
     }
 
     #[test]

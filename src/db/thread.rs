@@ -9,18 +9,28 @@
 //! global submission order is preserved (a read issued after a
 //! fire-and-forget write still observes the write).
 //!
+//! Message appends ([`Request::Append`]) are group-committed: when the
+//! thread takes one, it also takes the appends queued right behind it and
+//! writes them all in one transaction, since one commit (one fsync of the
+//! WAL) per message would cap the write rate far below what a busy network
+//! produces. Each append gets its own savepoint, so a bad one fails alone.
+//! The first other request found behind them runs right after the commit,
+//! which keeps the global order.
+//!
 //! The thread stops when every handle is dropped or when it receives
 //! [`Request::Close`]; in the latter case it still executes everything that
 //! was queued before it stops. Either way it closes the connection and then
 //! flags itself as stopped, which is what [`Handle::wait_stopped`] waits for.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, watch};
 
-use super::{DbError, DbResult, other_error};
+use super::{DbError, DbResult, messages, other_error};
+use crate::history::Entry;
 
 /// Capacity of the request channel.
 const QUEUE_CAPACITY: usize = 256;
@@ -29,10 +39,24 @@ const QUEUE_CAPACITY: usize = 256;
 /// closure itself (usually over a oneshot channel).
 pub(crate) type Job = Box<dyn FnOnce(&mut Connection) + Send + 'static>;
 
+/// Called with the outcome of an append once its transaction has ended.
+pub(crate) type AppendDone = Box<dyn FnOnce(DbResult<()>) + Send + 'static>;
+
+/// Stop taking more appends into a transaction once it holds this many
+/// entries, so one commit never grows without bound.
+const MAX_BATCH_ENTRIES: usize = 1024;
+
 /// A message to the database thread.
 pub(crate) enum Request {
     /// Run a job against the connection.
     Run(Job),
+    /// Store messages of a network; group-committed with the appends queued
+    /// behind it.
+    Append {
+        network_id: i64,
+        entries: Vec<Entry>,
+        done: AppendDone,
+    },
     /// Finish the queued work, close the connection and exit.
     Close,
 }
@@ -51,6 +75,9 @@ pub(crate) struct Handle {
     tx: mpsc::Sender<Request>,
     overflow: Arc<Mutex<Overflow>>,
     stopped: Stopped,
+    /// Number of append transactions committed, for tests.
+    #[cfg(test)]
+    append_commits: Arc<AtomicUsize>,
 }
 
 /// Resolves once the database thread has finished.
@@ -74,9 +101,11 @@ fn lock(overflow: &Mutex<Overflow>) -> MutexGuard<'_, Overflow> {
 pub(crate) fn spawn(conn: Connection) -> DbResult<Handle> {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     let (stopped_tx, stopped_rx) = watch::channel(false);
+    let append_commits = Arc::new(AtomicUsize::new(0));
+    let commits = Arc::clone(&append_commits);
     std::thread::Builder::new()
         .name("tether-db".into())
-        .spawn(move || run(conn, rx, stopped_tx))
+        .spawn(move || run(conn, rx, stopped_tx, &commits))
         .map_err(|err| {
             DbError::Sqlite(other_error(format!(
                 "could not start the database thread: {err}"
@@ -86,15 +115,40 @@ pub(crate) fn spawn(conn: Connection) -> DbResult<Handle> {
         tx,
         overflow: Arc::default(),
         stopped: Stopped(stopped_rx),
+        #[cfg(test)]
+        append_commits,
     })
 }
 
-/// The database thread's main loop.
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>, stopped: watch::Sender<bool>) {
+/// The database thread's main loop. `append_commits` counts the append
+/// transactions committed.
+fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Request>,
+    stopped: watch::Sender<bool>,
+    append_commits: &AtomicUsize,
+) {
     tracing::debug!("database thread started");
-    while let Some(req) = rx.blocking_recv() {
+    // A request the group commit took from the queue but could not batch.
+    let mut next = None;
+    loop {
+        let req = match next.take() {
+            Some(req) => req,
+            None => match rx.blocking_recv() {
+                Some(req) => req,
+                None => break,
+            },
+        };
         match req {
             Request::Run(job) => job(&mut conn),
+            Request::Append {
+                network_id,
+                entries,
+                done,
+            } => {
+                let batch = AppendBatch::new(&mut conn);
+                next = batch.run(&mut rx, network_id, entries, done, append_commits);
+            }
             // Refuse new requests, but keep going until the already queued
             // ones have been executed.
             Request::Close => rx.close(),
@@ -109,6 +163,133 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Request>, stopped: watch::Se
     }
     tracing::debug!("database thread stopped");
     stopped.send_replace(true);
+}
+
+/// One group-commit transaction being filled.
+struct AppendBatch<'c> {
+    /// `Err` when the transaction could not even be started.
+    tx: DbResult<Transaction<'c>>,
+    /// Every append taken so far with its own outcome, in order.
+    dones: Vec<(AppendDone, DbResult<()>)>,
+    entries: usize,
+}
+
+impl<'c> AppendBatch<'c> {
+    fn new(conn: &'c mut Connection) -> AppendBatch<'c> {
+        AppendBatch {
+            tx: conn.transaction().map_err(DbError::from),
+            dones: Vec::new(),
+            entries: 0,
+        }
+    }
+
+    /// Inserts the first append and every append queued right behind it (up
+    /// to [`MAX_BATCH_ENTRIES`]), commits, then reports to each append in
+    /// order. Returns the non-append request found in the queue, if any,
+    /// which the caller must run next.
+    fn run(
+        mut self,
+        rx: &mut mpsc::Receiver<Request>,
+        network_id: i64,
+        entries: Vec<Entry>,
+        done: AppendDone,
+        append_commits: &AtomicUsize,
+    ) -> Option<Request> {
+        let mut next = None;
+        let mut append = Some((network_id, entries, done));
+        while let Some((network_id, entries, done)) = append.take() {
+            let aborted = self.insert(network_id, &entries, done);
+            if aborted || self.entries >= MAX_BATCH_ENTRIES {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(Request::Append {
+                    network_id,
+                    entries,
+                    done,
+                }) => append = Some((network_id, entries, done)),
+                Ok(other) => next = Some(other),
+                // Empty, or closed with nothing left: either way the batch
+                // is complete.
+                Err(_) => {}
+            }
+        }
+        self.finish(append_commits);
+        next
+    }
+
+    /// Inserts one append in its own savepoint. Returns true when the
+    /// whole transaction is lost (SQLite rolled it back, or it never
+    /// started), so nothing more may be added to it.
+    fn insert(&mut self, network_id: i64, entries: &[Entry], done: AppendDone) -> bool {
+        self.entries += entries.len();
+        let tx = match &mut self.tx {
+            Ok(tx) => tx,
+            Err(err) => {
+                self.dones.push((done, Err(copy_error(err))));
+                return true;
+            }
+        };
+        let result = tx.savepoint().map_err(DbError::from).and_then(|sp| {
+            messages::insert(&sp, network_id, entries)?;
+            // Dropping the savepoint on error rolls back this append only.
+            sp.commit()?;
+            Ok(())
+        });
+        if let Err(err) = &result {
+            tracing::warn!(network_id, error = %err, "database: storing messages failed");
+        }
+        // Some errors (I/O, disk full) make SQLite roll back the whole
+        // transaction; further savepoints would then commit on their own.
+        let lost = result.is_err() && tx.is_autocommit();
+        self.dones.push((done, result));
+        lost
+    }
+
+    /// Commits and reports to every append. If the commit fails (or the
+    /// transaction was lost), appends that had succeeded get that error.
+    fn finish(self, append_commits: &AtomicUsize) {
+        let outcome = match self.tx {
+            Ok(tx) if tx.is_autocommit() => Err(DbError::Sqlite(other_error(
+                "the transaction was rolled back".into(),
+            ))),
+            Ok(tx) => tx.commit().map_err(DbError::from),
+            Err(err) => Err(err),
+        };
+        match &outcome {
+            Ok(()) => {
+                append_commits.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => {
+                tracing::warn!(
+                    appends = self.dones.len(),
+                    error = %err,
+                    "database: committing messages failed"
+                );
+            }
+        }
+        for (done, result) in self.dones {
+            done(match (&outcome, result) {
+                (_, Err(err)) => Err(err),
+                (Ok(()), Ok(())) => Ok(()),
+                (Err(err), Ok(())) => Err(copy_error(err)),
+            });
+        }
+    }
+}
+
+/// An equivalent of `err` for reporting one failure to several callers
+/// (the errors themselves are not `Clone`).
+fn copy_error(err: &DbError) -> DbError {
+    match err {
+        DbError::Sqlite(inner) => DbError::Sqlite(match inner.sqlite_error() {
+            Some(code) => rusqlite::Error::SqliteFailure(*code, Some(inner.to_string())),
+            None => other_error(inner.to_string()),
+        }),
+        DbError::Closed => DbError::Closed,
+        DbError::Conflict(msg) => DbError::Conflict(msg.clone()),
+        DbError::NotFound(msg) => DbError::NotFound(msg.clone()),
+    }
 }
 
 impl Handle {
@@ -154,6 +335,12 @@ impl Handle {
     pub(crate) fn clone_stopped(&self) -> Stopped {
         self.stopped.clone()
     }
+
+    /// How many append transactions have been committed.
+    #[cfg(test)]
+    pub(crate) fn append_commits(&self) -> usize {
+        self.append_commits.load(Ordering::Relaxed)
+    }
 }
 
 /// Feeds parked requests into the channel, in order, as room frees up.
@@ -187,7 +374,145 @@ async fn drain(tx: mpsc::Sender<Request>, overflow: Arc<Mutex<Overflow>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::{schema, test_message};
     use tokio::sync::oneshot;
+
+    /// A migrated in-memory connection with network 1.
+    fn store() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::configure(&conn).unwrap();
+        schema::migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, created_at) VALUES (1, 'alice', 0);
+             INSERT INTO networks (id, user_id, name, addr) VALUES (1, 1, 'libera', 'x');",
+        )
+        .unwrap();
+        conn
+    }
+
+    /// Occupies the thread until the returned sender is used (or dropped).
+    fn block(handle: &Handle) -> std::sync::mpsc::Sender<()> {
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        assert!(handle.submit(Request::Run(Box::new(move |_| {
+            let _ = release_rx.recv();
+        }))));
+        release_tx
+    }
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// Submits an append of `seqs` to `#a` that logs its outcome as
+    /// `name ok` or `name err`.
+    fn append(handle: &Handle, log: &Log, name: &str, seqs: std::ops::RangeInclusive<i64>) {
+        let entries = seqs
+            .map(|seq| test_message(seq, "#a", seq, "bob", "hi"))
+            .collect();
+        let log = Arc::clone(log);
+        let name = name.to_owned();
+        assert!(handle.submit(Request::Append {
+            network_id: 1,
+            entries,
+            done: Box::new(move |result| {
+                let outcome = if result.is_ok() { "ok" } else { "err" };
+                log.lock().unwrap().push(format!("{name} {outcome}"));
+            }),
+        }));
+    }
+
+    /// Submits a job that logs the stored row count, and returns a receiver
+    /// that fires once it has run.
+    fn count_rows(handle: &Handle, log: &Log) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let log = Arc::clone(log);
+        assert!(handle.submit(Request::Run(Box::new(move |conn| {
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM messages", [], |row| row.get(0))
+                .unwrap();
+            log.lock().unwrap().push(format!("rows {n}"));
+            let _ = tx.send(());
+        }))));
+        rx
+    }
+
+    /// Appends queued while the thread is busy share one transaction; their
+    /// callbacks run in order, and the request queued after them runs after
+    /// the commit.
+    #[tokio::test]
+    async fn queued_appends_share_one_commit() {
+        let handle = spawn(store()).unwrap();
+        let log = Log::default();
+        let release = block(&handle);
+        append(&handle, &log, "a", 1..=2);
+        append(&handle, &log, "b", 3..=3);
+        append(&handle, &log, "c", 4..=6);
+        let counted = count_rows(&handle, &log);
+        append(&handle, &log, "d", 7..=7);
+        let counted_again = count_rows(&handle, &log);
+        release.send(()).unwrap();
+        counted.await.unwrap();
+        counted_again.await.unwrap();
+
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["a ok", "b ok", "c ok", "rows 6", "d ok", "rows 7"]
+        );
+        // a, b and c in one transaction, d in another.
+        assert_eq!(handle.append_commits(), 2);
+    }
+
+    /// A failing append fails alone; the others of its transaction commit.
+    #[tokio::test]
+    async fn a_bad_append_fails_alone() {
+        let handle = spawn(store()).unwrap();
+        let log = Log::default();
+        let release = block(&handle);
+        append(&handle, &log, "a", 1..=2);
+        append(&handle, &log, "dup", 2..=3);
+        append(&handle, &log, "b", 3..=4);
+        let counted = count_rows(&handle, &log);
+        release.send(()).unwrap();
+        counted.await.unwrap();
+        assert_eq!(*log.lock().unwrap(), ["a ok", "dup err", "b ok", "rows 4"]);
+        assert_eq!(handle.append_commits(), 1);
+    }
+
+    /// A transaction stops taking appends once it holds enough entries.
+    #[tokio::test]
+    async fn batches_are_bounded() {
+        let handle = spawn(store()).unwrap();
+        let log = Log::default();
+        let release = block(&handle);
+        append(&handle, &log, "a", 1..=600);
+        append(&handle, &log, "b", 601..=1200);
+        append(&handle, &log, "c", 1201..=1800);
+        // Close is executed after the appends it was queued behind.
+        assert!(handle.submit(Request::Close));
+        release.send(()).unwrap();
+        handle.wait_stopped().await;
+        assert_eq!(*log.lock().unwrap(), ["a ok", "b ok", "c ok"]);
+        assert_eq!(handle.append_commits(), 2);
+    }
+
+    #[test]
+    fn copied_errors_keep_their_kind() {
+        let sqlite = DbError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("full".into()),
+        ));
+        let copy = copy_error(&sqlite);
+        assert!(copy.to_string().contains("full"), "{copy}");
+        match copy {
+            DbError::Sqlite(err) => {
+                assert_eq!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))
+            }
+            other => panic!("{other}"),
+        }
+        assert!(matches!(
+            copy_error(&DbError::Conflict("x".into())),
+            DbError::Conflict(m) if m == "x"
+        ));
+        assert!(matches!(copy_error(&DbError::Closed), DbError::Closed));
+    }
 
     /// Fills the channel while the thread is blocked, then checks that
     /// overflowing requests are executed in submission order.
