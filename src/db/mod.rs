@@ -330,7 +330,8 @@ impl Db {
         self.call(move |conn| users::update(conn, &user)).await
     }
 
-    /// Deletes a user with all of its networks and channels.
+    /// Deletes a user with all of its networks and everything stored for
+    /// them (channels, messages, delivery cursors, read markers).
     /// [`DbError::NotFound`] if there is no such user.
     pub async fn delete_user(&self, id: i64) -> DbResult<()> {
         self.call(move |conn| users::delete(conn, id)).await
@@ -360,8 +361,9 @@ impl Db {
         self.call(move |conn| networks::update(conn, &net)).await
     }
 
-    /// Deletes a network with all of its channels. [`DbError::NotFound`] if
-    /// there is no such network.
+    /// Deletes a network with everything stored for it (channels, messages,
+    /// delivery cursors, read markers). [`DbError::NotFound`] if there is
+    /// no such network.
     pub async fn delete_network(&self, id: i64) -> DbResult<()> {
         self.call(move |conn| networks::delete(conn, id)).await
     }
