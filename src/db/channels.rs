@@ -150,7 +150,7 @@ mod tests {
                 ChannelRecord {
                     key: Some("k".into()),
                     detached: true,
-                    ..Default::default()
+                    ..a.clone()
                 },
                 b.clone(),
             ]

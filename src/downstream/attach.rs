@@ -70,6 +70,8 @@ impl UserActor {
             }
         }
         if let Some(net) = network {
+            // An attaching client counts as activity on every channel.
+            self.reset_all_detach_timers(net);
             self.start_backlog(id, net, None);
         }
     }

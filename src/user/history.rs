@@ -50,12 +50,6 @@ pub struct Outgoing {
     pub stored: Vec<(String, i64)>,
 }
 
-impl Outgoing {
-    fn max_seq(&self) -> i64 {
-        self.stored.iter().map(|(_, s)| *s).max().unwrap_or(0)
-    }
-}
-
 /// One network's history state.
 pub struct NetHistory {
     /// The last sequence number handed out.

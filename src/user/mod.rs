@@ -319,20 +319,6 @@ impl UserActor {
         ids
     }
 
-    /// Send a message to every client bound to `net`, except `except`.
-    pub(crate) fn send_to_network_clients(
-        &mut self,
-        net: i64,
-        msg: &Message,
-        except: Option<ClientId>,
-    ) {
-        for id in self.clients_of(Some(net)) {
-            if Some(id) != except {
-                self.send_to(id, msg);
-            }
-        }
-    }
-
     /// A notice from BouncerServ to every client bound to a network and to
     /// the bouncer connections.
     pub(crate) fn service_notice_network(&mut self, net: i64, text: &str) {

@@ -4,6 +4,7 @@
 
 use crate::harness::*;
 use crate::support::*;
+use tether::proto::Message;
 
 const CAPS: &[&str] = &[
     "batch",

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use crate::harness::*;
 use crate::support::*;
+use tether::proto::Message;
 
 /// Index of a `m<N>` message text.
 fn index(m: &Message) -> Option<usize> {
@@ -50,10 +51,10 @@ async fn sigkill_mid_flood_loses_nothing_shown_and_resumes_without_gaps() {
     .await;
     assert!(out.success, "{out:?}");
     let uri = format!("irc+insecure://{}", fake.addr);
-    let create = tetherctl(
-        &config,
-        &["user", "run", "alice", "network", "create", "-addr", &uri, "-name", "fake"],
-    );
+    let words = [
+        "user", "run", "alice", "network", "create", "-addr", &uri, "-name", "fake",
+    ];
+    let create = tetherctl(&config, &words);
     let (out, mut conn) = tokio::join!(create, fake.accept());
     assert!(out.success, "{out:?}");
     conn.sync().await;

@@ -3,6 +3,7 @@
 
 use crate::harness::*;
 use crate::support::*;
+use tether::proto::Message;
 
 const BACKLOG_CAPS: &[&str] = &["batch", "server-time", "message-tags"];
 

@@ -154,16 +154,16 @@ async fn from_store(
     plan: &Plan,
 ) -> crate::db::DbResult<Vec<Entry>> {
     match plan {
-        Plan::One(f) => db.fetch_history(net_id, target.to_string(), *f).await,
+        Plan::One(f) => db.fetch_history(net_id, target, *f).await,
         Plan::Around { before, after } => {
             let mut out = db
-                .fetch_history(net_id, target.to_string(), *before)
+                .fetch_history(net_id, target, *before)
                 .await?;
             let rest = Fetch {
                 limit: after.limit.saturating_sub(out.len()),
                 ..*after
             };
-            out.extend(db.fetch_history(net_id, target.to_string(), rest).await?);
+            out.extend(db.fetch_history(net_id, target, rest).await?);
             Ok(out)
         }
     }
@@ -403,7 +403,7 @@ async fn query_store(db: &Db, net_id: i64, q: &Query) -> crate::db::DbResult<Vec
             Selector::Star => Some(None),
             Selector::Time(t) => Some(Some(Point::Time(*t))),
             Selector::MsgId(m) => db
-                .find_msgid(net_id, target.to_string(), m.clone())
+                .find_msgid(net_id, target, m)
                 .await?
                 .map(|(seq, time)| Some(Point::Message { seq, time })),
         })

@@ -73,7 +73,7 @@ impl UserActor {
                 if store == crate::config::MessageStore::Db {
                     let key = folded.clone();
                     self.tasks.push(tokio::spawn(async move {
-                        if let Err(err) = db.save_read_marker(net_id, key, t).await {
+                        if let Err(err) = db.save_read_marker(net_id, &key, t).await {
                             tracing::warn!(error = %err, "saving a read marker failed");
                         }
                     }));

@@ -112,7 +112,12 @@ mod tests {
     use crate::proto::casemap::CaseMap;
 
     fn network_with_channel() -> Network {
-        let mut net = Network::new(NetworkRecord::default(), Vec::new(), "me");
+        let mut net = Network::new(
+            NetworkRecord::default(),
+            Vec::new(),
+            "me",
+            crate::user::history::NetHistory::new(Default::default(), 16),
+        );
         net.isupport.apply(&[
             "PREFIX=(qaohv)~&@%+".to_string(),
             "CHANMODES=beI,k,l,imnpst".to_string(),
