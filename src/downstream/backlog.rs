@@ -106,8 +106,7 @@ impl UserActor {
                 let tx = self.tx.clone();
                 self.tasks.push(tokio::spawn(async move {
                     let result =
-                        fetch_backlog(&db, net_id, &snapshot, upto, limit, reattach, &wanted)
-                            .await;
+                        fetch_backlog(&db, net_id, &snapshot, upto, limit, reattach, &wanted).await;
                     let _ = tx
                         .send(UserEvent::Backlog {
                             client: id,
@@ -126,10 +125,16 @@ impl UserActor {
             Ok(list) => {
                 let items = list.into_iter().map(TargetBacklog::from).collect();
                 self.send_backlog(id, net_id, items);
+                // Ask for confirmation right away, ahead of anything that
+                // was held.
+                self.probe_client(id);
             }
             Err(err) => {
                 tracing::warn!(client = id, error = %err, "could not load backlog");
-                self.service_notice(id, "Could not load the messages you missed: the history store failed");
+                self.service_notice(
+                    id,
+                    "Could not load the messages you missed: the history store failed",
+                );
             }
         }
         self.release_held(id);
@@ -137,7 +142,12 @@ impl UserActor {
 
     /// Send backlog to a client, target by target in the order their
     /// missed messages began, and track it for the delivery probe.
-    pub(crate) fn send_backlog(&mut self, id: ClientId, net_id: i64, mut items: Vec<TargetBacklog>) {
+    pub(crate) fn send_backlog(
+        &mut self,
+        id: ClientId,
+        net_id: i64,
+        mut items: Vec<TargetBacklog>,
+    ) {
         items.sort_by_key(|b| b.entries.first().map(|e| e.seq).unwrap_or(i64::MAX));
         let batch = self.clients.get(&id).is_some_and(|c| c.has_cap("batch"));
         for item in items {
@@ -159,7 +169,11 @@ impl UserActor {
                 self.send_to(id, &self.batch_end(r));
             }
             if let (Some(last), Some(client)) = (item.entries.last(), self.clients.get_mut(&id)) {
-                let e = client.cursor.unacked.entry(item.target.clone()).or_insert(0);
+                let e = client
+                    .cursor
+                    .unacked
+                    .entry(item.target.clone())
+                    .or_insert(0);
                 *e = (*e).max(last.seq);
             }
             if item.skipped > 0 {

@@ -155,9 +155,7 @@ pub fn channel_burst(host: &str, nick: &str, net: &Network, channel: &Channel) -
         None => "*".to_string(),
     };
     for command in ["MARKREAD", "READ"] {
-        out.push(
-            Message::new(command, [channel.name.clone(), marker.clone()]).with_source(host),
-        );
+        out.push(Message::new(command, [channel.name.clone(), marker.clone()]).with_source(host));
     }
     if let Some(topic) = &channel.topic {
         out.push(Message::new(numeric::RPL_TOPIC, [nick, &channel.name, topic]).with_source(host));

@@ -75,11 +75,7 @@ impl Shared {
     }
 
     /// Start the actor of a user and register it.
-    pub fn start_user(
-        self: &Arc<Self>,
-        record: UserRecord,
-        networks: Vec<LoadedNetwork>,
-    ) {
+    pub fn start_user(self: &Arc<Self>, record: UserRecord, networks: Vec<LoadedNetwork>) {
         let name = record.username.clone();
         let (handle, task) = spawn_user(self.clone(), record, networks);
         if let Ok(mut users) = self.users.lock() {

@@ -46,12 +46,15 @@ impl UserActor {
                 } else {
                     "not joined"
                 };
-                let state = match net.saved.get(name) {
-                    Some(c) => format!(
-                        "{joined}, {}",
-                        crate::service::channel_update::describe(c)
-                    ),
-                    None => joined.to_string(),
+                let settings = net
+                    .saved
+                    .get(name)
+                    .map(crate::service::channel_update::describe)
+                    .unwrap_or_default();
+                let state = if settings.is_empty() {
+                    joined.to_string()
+                } else {
+                    format!("{joined}, {settings}")
                 };
                 if suffix {
                     lines.push(format!("{name}/{} [{state}]", net.name()));

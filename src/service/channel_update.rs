@@ -60,9 +60,7 @@ impl UserActor {
                 .ok_or_else(|| format!("no network named \"{n}\""))?,
             (None, Some(id)) => id,
             (None, None) => {
-                return Err(
-                    "on the bouncer connection, name the network with -network".to_string()
-                );
+                return Err("on the bouncer connection, name the network with -network".to_string());
             }
         };
         let relay = filter_flag(flags.value("relay-detached"), "relay-detached")?;
@@ -112,31 +110,39 @@ impl UserActor {
             .get(&net_id)
             .and_then(|n| n.saved.get(&channel))
             .is_some_and(|c| c.detached);
-        Ok(vec![format!(
-            "updated channel {channel}: {}",
-            describe(&ChannelRecord {
-                detached,
-                ..record
-            })
-        )])
+        let settings = describe(&ChannelRecord { detached, ..record });
+        Ok(vec![if settings.is_empty() {
+            format!("updated channel {channel}: attached, default settings")
+        } else {
+            format!("updated channel {channel}: {settings}")
+        }])
     }
 }
 
-/// The detached-channel settings of a channel, for `channel status` and
-/// `channel update`.
+/// The detached-channel state and the settings that differ from their
+/// defaults, comma-separated (empty for an attached channel with default
+/// settings), for `channel status` and `channel update`.
 pub fn describe(c: &ChannelRecord) -> String {
-    let after = if c.detach_after_ms > 0 {
-        format_duration(std::time::Duration::from_millis(
-            c.detach_after_ms.unsigned_abs(),
-        ))
-    } else {
-        "never".to_string()
-    };
-    format!(
-        "{}, relay-detached {}, reattach-on {}, detach-on {}, detach-after {after}",
-        if c.detached { "detached" } else { "attached" },
-        c.relay_detached.as_str(),
-        c.reattach_on.as_str(),
-        c.detach_on.as_str(),
-    )
+    let mut parts = Vec::new();
+    if c.detached {
+        parts.push("detached".to_string());
+    }
+    for (name, value) in [
+        ("relay-detached", c.relay_detached),
+        ("reattach-on", c.reattach_on),
+        ("detach-on", c.detach_on),
+    ] {
+        if value != MessageFilter::Default {
+            parts.push(format!("{name} {}", value.as_str()));
+        }
+    }
+    if c.detach_after_ms > 0 {
+        parts.push(format!(
+            "detach-after {}",
+            format_duration(std::time::Duration::from_millis(
+                c.detach_after_ms.unsigned_abs()
+            ))
+        ));
+    }
+    parts.join(", ")
 }

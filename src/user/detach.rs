@@ -17,11 +17,15 @@ impl UserActor {
         let Some(net) = self.networks.get_mut(&net_id) else {
             return;
         };
-        let mut record = net.saved.get(name).cloned().unwrap_or_else(|| ChannelRecord {
-            network_id: net_id,
-            name: name.to_string(),
-            ..Default::default()
-        });
+        let mut record = net
+            .saved
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| ChannelRecord {
+                network_id: net_id,
+                name: name.to_string(),
+                ..Default::default()
+            });
         if record.detached {
             return;
         }
@@ -36,8 +40,8 @@ impl UserActor {
         if let Some((_, task)) = net.detach_timers.remove(&net.casemapping.fold(name)) {
             task.abort();
         }
-        let part = Message::new("PART", [display, "Detach".to_string()])
-            .with_source(net.own_source());
+        let part =
+            Message::new("PART", [display, "Detach".to_string()]).with_source(net.own_source());
         self.relay_unstored(net_id, part);
     }
 

@@ -137,7 +137,6 @@ impl NetHistory {
         self.store_floor > 0
     }
 
-
     /// Re-key the casemapped maps after the network's CASEMAPPING changed.
     pub fn set_casemapping(&mut self, mapping: CaseMapping) {
         fn rekey<V>(map: &mut HashMap<String, V>, mapping: CaseMapping) {

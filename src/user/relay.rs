@@ -10,14 +10,12 @@ use std::sync::Arc;
 use crate::config::MessageStore;
 use crate::db::{CursorRecord, MessageFilter};
 use crate::downstream::ClientId;
+use crate::history::Entry;
 use crate::history::classify::{self, Classified};
 use crate::history::highlight::is_highlight;
-use crate::history::Entry;
 use crate::proto::Message;
 use crate::user::UserActor;
-use crate::user::history::{
-    BASELINE, MAX_HELD, Outgoing, PROBE_PREFIX, Probe, commit_callback,
-};
+use crate::user::history::{BASELINE, MAX_HELD, Outgoing, PROBE_PREFIX, Probe, commit_callback};
 
 /// A msgid for a stored message that arrived without one.
 fn generate_msgid() -> String {
@@ -317,29 +315,45 @@ impl UserActor {
     /// After each event: ask every client with unconfirmed deliveries to
     /// confirm them with a PING, one probe in flight per client.
     pub(crate) fn send_delivery_probes(&mut self) {
-        let mut probes = Vec::new();
-        for client in self.clients.values_mut() {
-            let c = &mut client.cursor;
-            if c.probe.is_some() || c.unacked.is_empty() || c.held.is_some() {
-                continue;
-            }
-            self.next_probe += 1;
-            let relayed = client
+        let due: Vec<ClientId> = self
+            .clients
+            .values()
+            .filter(|c| c.cursor.held.is_none())
+            .map(|c| c.id)
+            .collect();
+        for id in due {
+            self.probe_client(id);
+        }
+    }
+
+    /// Send a delivery probe to a client with unconfirmed deliveries and
+    /// no probe in flight.
+    pub(crate) fn probe_client(&mut self, id: ClientId) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let c = &mut client.cursor;
+        if c.probe.is_some() || c.unacked.is_empty() {
+            return;
+        }
+        self.next_probe += 1;
+        // Everything relayed so far has reached this client, unless it is
+        // still waiting for its backlog.
+        let relayed = match c.held {
+            Some(_) => None,
+            None => client
                 .network
                 .and_then(|n| self.networks.get(&n))
-                .map(|n| n.history.relayed);
-            c.probe = Some(Probe {
-                token: self.next_probe,
-                confirms: std::mem::take(&mut c.unacked),
-                relayed,
-            });
-            probes.push((client.id, self.next_probe));
-        }
-        for (id, token) in probes {
-            let msg = Message::new("PING", [format!("{PROBE_PREFIX}{token}")])
-                .with_source(self.shared.config.hostname.clone());
-            self.send_to(id, &msg);
-        }
+                .map(|n| n.history.relayed),
+        };
+        c.probe = Some(Probe {
+            token: self.next_probe,
+            confirms: std::mem::take(&mut c.unacked),
+            relayed,
+        });
+        let msg = Message::new("PING", [format!("{PROBE_PREFIX}{}", self.next_probe)])
+            .with_source(self.shared.config.hostname.clone());
+        self.send_to(id, &msg);
     }
 
     /// A PONG from a client: if it answers the delivery probe, what the

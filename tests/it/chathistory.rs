@@ -6,12 +6,7 @@ use crate::harness::*;
 use crate::support::*;
 use tether::proto::Message;
 
-const CAPS: &[&str] = &[
-    "batch",
-    "server-time",
-    "message-tags",
-    "draft/chathistory",
-];
+const CAPS: &[&str] = &["batch", "server-time", "message-tags", "draft/chathistory"];
 
 /// `2026-01-01T00:00:<s>.000Z`, with tenths.
 fn at(tenths: u32) -> String {
@@ -33,16 +28,25 @@ async fn fill(s: &mut Setup, c: &mut TestClient) {
             .await;
         if i == 5 {
             s.conn
-                .send(&format!("@time={};msgid=join1 :dave!d@h.example JOIN #chan", at(55)))
+                .send(&format!(
+                    "@time={};msgid=join1 :dave!d@h.example JOIN #chan",
+                    at(55)
+                ))
                 .await;
         }
     }
     let me = s.conn.nick.clone();
     s.conn
-        .send(&format!("@time={};msgid=dm1 :carol!c@h.example PRIVMSG {me} :psst", at(110)))
+        .send(&format!(
+            "@time={};msgid=dm1 :carol!c@h.example PRIVMSG {me} :psst",
+            at(110)
+        ))
         .await;
     s.conn
-        .send(&format!("@time={};msgid=o1 :bob!b@h.example PRIVMSG #other :elsewhere", at(120)))
+        .send(&format!(
+            "@time={};msgid=o1 :bob!b@h.example PRIVMSG #other :elsewhere",
+            at(120)
+        ))
         .await;
     c.expect("the last message", |m| is_privmsg(m, "#other", "elsewhere"))
         .await;
@@ -94,9 +98,18 @@ async fn expect_fail(c: &mut TestClient, line: &str, code: &str) -> Message {
 /// Every query of the spec against the filled history.
 async fn check_queries(c: &mut TestClient) {
     let q = |s: &str| s.to_string();
-    assert_eq!(names(&query(c, "CHATHISTORY LATEST #chan * 3").await), ["m8", "m9", "m10"]);
     assert_eq!(
-        names(&query(c, &format!("CHATHISTORY LATEST #chan timestamp={} 10", at(70))).await),
+        names(&query(c, "CHATHISTORY LATEST #chan * 3").await),
+        ["m8", "m9", "m10"]
+    );
+    assert_eq!(
+        names(
+            &query(
+                c,
+                &format!("CHATHISTORY LATEST #chan timestamp={} 10", at(70))
+            )
+            .await
+        ),
         ["m8", "m9", "m10"]
     );
     assert_eq!(
@@ -108,7 +121,13 @@ async fn check_queries(c: &mut TestClient) {
         ["m3", "m4"]
     );
     assert_eq!(
-        names(&query(c, &format!("CHATHISTORY BEFORE #chan timestamp={} 2", at(50))).await),
+        names(
+            &query(
+                c,
+                &format!("CHATHISTORY BEFORE #chan timestamp={} 2", at(50))
+            )
+            .await
+        ),
         ["m3", "m4"]
     );
     assert_eq!(
@@ -116,7 +135,13 @@ async fn check_queries(c: &mut TestClient) {
         ["m9", "m10"]
     );
     assert_eq!(
-        names(&query(c, &format!("CHATHISTORY AFTER #chan timestamp={} 2", at(25))).await),
+        names(
+            &query(
+                c,
+                &format!("CHATHISTORY AFTER #chan timestamp={} 2", at(25))
+            )
+            .await
+        ),
         ["m3", "m4"]
     );
     assert_eq!(
@@ -124,14 +149,24 @@ async fn check_queries(c: &mut TestClient) {
         ["m4", "m5", "m6"]
     );
     assert_eq!(
-        names(&query(c, &format!("CHATHISTORY AROUND #chan timestamp={} 4", at(55))).await),
+        names(
+            &query(
+                c,
+                &format!("CHATHISTORY AROUND #chan timestamp={} 4", at(55))
+            )
+            .await
+        ),
         ["m4", "m5", "m6", "m7"]
     );
     assert_eq!(
         names(
             &query(
                 c,
-                &format!("CHATHISTORY BETWEEN #chan timestamp={} timestamp={} 10", at(20), at(60))
+                &format!(
+                    "CHATHISTORY BETWEEN #chan timestamp={} timestamp={} 10",
+                    at(20),
+                    at(60)
+                )
             )
             .await
         ),
@@ -144,19 +179,46 @@ async fn check_queries(c: &mut TestClient) {
     );
     // Mixed selector kinds.
     assert_eq!(
-        names(&query(c, &format!("CHATHISTORY BETWEEN #chan msgid=id2 timestamp={} 10", at(45))).await),
+        names(
+            &query(
+                c,
+                &format!(
+                    "CHATHISTORY BETWEEN #chan msgid=id2 timestamp={} 10",
+                    at(45)
+                )
+            )
+            .await
+        ),
         ["m3", "m4"]
     );
     // Case-insensitive target; the batch names the channel.
-    assert_eq!(names(&query(c, "CHATHISTORY LATEST #CHAN * 1").await), ["m10"]);
+    assert_eq!(
+        names(&query(c, "CHATHISTORY LATEST #CHAN * 1").await),
+        ["m10"]
+    );
     // Private messages are under the other party.
-    assert_eq!(names(&query(c, "CHATHISTORY LATEST carol * 10").await), ["psst"]);
+    assert_eq!(
+        names(&query(c, "CHATHISTORY LATEST carol * 10").await),
+        ["psst"]
+    );
     // A limit above the maximum is clamped, not refused.
     assert_eq!(query(c, "CHATHISTORY LATEST #chan * 5000").await.len(), 10);
     // Nothing matches: an empty batch.
-    assert!(query(c, "CHATHISTORY AFTER #chan msgid=id10 10").await.is_empty());
-    assert!(query(c, "CHATHISTORY LATEST #nowhere * 10").await.is_empty());
-    assert!(query(c, "CHATHISTORY BEFORE #chan msgid=unknown 10").await.is_empty());
+    assert!(
+        query(c, "CHATHISTORY AFTER #chan msgid=id10 10")
+            .await
+            .is_empty()
+    );
+    assert!(
+        query(c, "CHATHISTORY LATEST #nowhere * 10")
+            .await
+            .is_empty()
+    );
+    assert!(
+        query(c, "CHATHISTORY BEFORE #chan msgid=unknown 10")
+            .await
+            .is_empty()
+    );
     // Replayed lines keep their original tags.
     let lines = query(c, "CHATHISTORY LATEST #chan * 1").await;
     assert_eq!(lines[0].tag("msgid"), Some("id10"), "{}", lines[0]);
@@ -165,7 +227,11 @@ async fn check_queries(c: &mut TestClient) {
     // TARGETS, in the order of each target's latest message.
     let targets = query(
         c,
-        &format!("CHATHISTORY TARGETS timestamp={} timestamp={} 10", at(0), at(200)),
+        &format!(
+            "CHATHISTORY TARGETS timestamp={} timestamp={} 10",
+            at(0),
+            at(200)
+        ),
     )
     .await;
     let got: Vec<(String, String)> = targets
@@ -189,18 +255,35 @@ async fn check_queries(c: &mut TestClient) {
     );
     let targets = query(
         c,
-        &format!("CHATHISTORY TARGETS timestamp={} timestamp={} 1", at(0), at(200)),
+        &format!(
+            "CHATHISTORY TARGETS timestamp={} timestamp={} 1",
+            at(0),
+            at(200)
+        ),
     )
     .await;
     assert_eq!(targets.len(), 1);
-    assert_eq!(targets[0].param(1).map(str::to_lowercase).as_deref(), Some("#chan"));
+    assert_eq!(
+        targets[0].param(1).map(str::to_lowercase).as_deref(),
+        Some("#chan")
+    );
 
     // Errors, with the codes of the spec.
     expect_fail(c, "CHATHISTORY FROBNICATE #chan * 10", "INVALID_PARAMS").await;
     expect_fail(c, "CHATHISTORY LATEST #chan", "NEED_MORE_PARAMS").await;
     expect_fail(c, "CHATHISTORY LATEST #chan * many", "INVALID_PARAMS").await;
-    expect_fail(c, "CHATHISTORY BEFORE #chan timestamp=yesterday 10", "INVALID_PARAMS").await;
-    expect_fail(c, "CHATHISTORY BEFORE #chan foo=bar 10", "INVALID_MSGREFTYPE").await;
+    expect_fail(
+        c,
+        "CHATHISTORY BEFORE #chan timestamp=yesterday 10",
+        "INVALID_PARAMS",
+    )
+    .await;
+    expect_fail(
+        c,
+        "CHATHISTORY BEFORE #chan foo=bar 10",
+        "INVALID_MSGREFTYPE",
+    )
+    .await;
     expect_fail(c, "CHATHISTORY LATEST #a,#b * 10", "INVALID_TARGET").await;
 }
 
@@ -257,7 +340,10 @@ async fn event_playback_adds_events_and_isupport_advertises_limits() {
         .flat_map(|m| m.params.iter().map(String::as_str))
         .collect();
     assert!(tokens.contains(&"CHATHISTORY=1000"), "{tokens:?}");
-    assert!(tokens.contains(&"MSGREFTYPES=timestamp,msgid"), "{tokens:?}");
+    assert!(
+        tokens.contains(&"MSGREFTYPES=timestamp,msgid"),
+        "{tokens:?}"
+    );
     plain.sync().await;
     fill(&mut s, &mut plain).await;
     events.sync().await;
@@ -267,7 +353,11 @@ async fn event_playback_adds_events_and_isupport_advertises_limits() {
     let with = names(&query(&mut events, "CHATHISTORY AROUND #chan msgid=id5 4").await);
     assert_eq!(with, ["m4", "m5", "JOIN", "m6"]);
     // Our own JOIN is there too, as the first event of the channel.
-    let first = query(&mut events, "CHATHISTORY AFTER #chan timestamp=2000-01-01T00:00:00.000Z 1").await;
+    let first = query(
+        &mut events,
+        "CHATHISTORY AFTER #chan timestamp=2000-01-01T00:00:00.000Z 1",
+    )
+    .await;
     assert_eq!(first[0].command, "JOIN", "{}", first[0]);
 }
 

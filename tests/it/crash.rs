@@ -18,7 +18,9 @@ fn index(m: &Message) -> Option<usize> {
 
 async fn start(config: &std::path::Path, dir: &std::path::Path) -> (TetherProcess, SocketAddr) {
     let mut tether = TetherProcess::spawn(config, dir);
-    let (addrs, _) = tether.wait_startup(&["irc+insecure", "unix+admin"], false).await;
+    let (addrs, _) = tether
+        .wait_startup(&["irc+insecure", "unix+admin"], false)
+        .await;
     let addr = addrs[0]
         .parse()
         .unwrap_or_else(|e| panic!("listener address {:?}: {e}", addrs[0]));
@@ -26,9 +28,14 @@ async fn start(config: &std::path::Path, dir: &std::path::Path) -> (TetherProces
 }
 
 async fn phone(addr: SocketAddr, caps: &[&str]) -> TestClient {
-    let mut c =
-        TestClient::register_pass(addr, &login_name("alice", Some("fake"), Some("phone")), PASSWORD, "phone", caps)
-            .await;
+    let mut c = TestClient::register_pass(
+        addr,
+        &login_name("alice", Some("fake"), Some("phone")),
+        PASSWORD,
+        "phone",
+        caps,
+    )
+    .await;
     c.set_auto_pong(true);
     c
 }
@@ -46,7 +53,14 @@ async fn sigkill_mid_flood_loses_nothing_shown_and_resumes_without_gaps() {
     let (mut tether, addr) = start(&config, dir.path()).await;
     let out = tetherctl(
         &config,
-        &["user", "create", "-username", "alice", "-password", PASSWORD],
+        &[
+            "user",
+            "create",
+            "-username",
+            "alice",
+            "-password",
+            PASSWORD,
+        ],
     )
     .await;
     assert!(out.success, "{out:?}");
@@ -68,7 +82,8 @@ async fn sigkill_mid_flood_loses_nothing_shown_and_resumes_without_gaps() {
     // Phase 1: 50 messages, seen and confirmed (two round trips make sure
     // the answer to the delivery probe has been processed).
     for i in 0..50 {
-        conn.send(&format!(":bob!b@h.example PRIVMSG #flood :m{i}")).await;
+        conn.send(&format!(":bob!b@h.example PRIVMSG #flood :m{i}"))
+            .await;
     }
     c.expect("m49", |m| index(m) == Some(49)).await;
     c.sync().await;
@@ -78,7 +93,8 @@ async fn sigkill_mid_flood_loses_nothing_shown_and_resumes_without_gaps() {
     const TOTAL: usize = 800;
     let flood = async {
         for i in 50..TOTAL {
-            conn.send(&format!(":bob!b@h.example PRIVMSG #flood :m{i}")).await;
+            conn.send(&format!(":bob!b@h.example PRIVMSG #flood :m{i}"))
+                .await;
         }
     };
     let mut received = Vec::new();
@@ -102,7 +118,10 @@ async fn sigkill_mid_flood_loses_nothing_shown_and_resumes_without_gaps() {
         }
     }
     let expected: Vec<usize> = (50..50 + received.len()).collect();
-    assert_eq!(received, expected, "live delivery was in order and complete");
+    assert_eq!(
+        received, expected,
+        "live delivery was in order and complete"
+    );
     let last_seen = *received.last().unwrap_or(&49);
     drop(conn);
 
@@ -144,12 +163,17 @@ async fn sigkill_mid_flood_loses_nothing_shown_and_resumes_without_gaps() {
     let mut c = phone(addr, &["batch", "server-time", "message-tags"]).await;
     let lines = c.sync().await;
     let replayed: Vec<usize> = lines.iter().filter_map(index).collect();
-    let first = *replayed.first().unwrap_or_else(|| panic!("no replay\n{}", c.transcript()));
+    let first = *replayed
+        .first()
+        .unwrap_or_else(|| panic!("no replay\n{}", c.transcript()));
     assert!(
         first >= 50,
         "m{first} was confirmed before the crash and replayed again"
     );
-    assert!(first <= last_seen + 1, "gap: replay starts at m{first}, seen up to m{last_seen}");
+    assert!(
+        first <= last_seen + 1,
+        "gap: replay starts at m{first}, seen up to m{last_seen}"
+    );
     assert_eq!(
         replayed,
         (first..stored.len()).collect::<Vec<_>>(),

@@ -73,7 +73,10 @@ async fn each_client_name_gets_exactly_what_it_missed_once() {
         .iter()
         .find(|m| m.command == "BATCH" && m.param(1) == Some("chathistory"))
         .unwrap_or_else(|| panic!("no chathistory batch\n{}", laptop.transcript()));
-    assert!(batch.param(2).is_some_and(|t| irc_eq(t, "#chan")), "{batch}");
+    assert!(
+        batch.param(2).is_some_and(|t| irc_eq(t, "#chan")),
+        "{batch}"
+    );
     for m in lines.iter().filter(|m| m.command == "PRIVMSG") {
         assert!(m.tag("time").is_some(), "server-time on replayed {m}");
         assert!(m.tag("batch").is_some(), "batch tag on replayed {m}");
@@ -122,7 +125,9 @@ async fn a_new_client_name_gets_no_flood_and_a_client_without_batch_still_gets_b
     let lines = phone.sync().await;
     assert_eq!(texts(&lines, "#chan"), missed, "{}", phone.transcript());
     assert!(
-        lines.iter().all(|m| m.command != "BATCH" && m.tags.is_empty()),
+        lines
+            .iter()
+            .all(|m| m.command != "BATCH" && m.tags.is_empty()),
         "no batch or tags for a client without caps\n{}",
         phone.transcript()
     );
@@ -159,7 +164,10 @@ async fn private_messages_are_replayed_under_the_peer() {
         .iter()
         .find(|m| m.command == "BATCH")
         .unwrap_or_else(|| panic!("no batch\n{}", phone.transcript()));
-    assert!(batch.param(2).is_some_and(|t| irc_eq(t, "carol")), "{batch}");
+    assert!(
+        batch.param(2).is_some_and(|t| irc_eq(t, "carol")),
+        "{batch}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +194,8 @@ async fn read_marker_is_shared_and_never_moves_back() {
     assert_eq!(m.params, ["#chan", &format!("timestamp={t1}")], "{m}");
 
     // An older marker does not move it back; the sender learns the newer.
-    b.send("READ #chan timestamp=2025-01-01T00:00:00.000Z").await;
+    b.send("READ #chan timestamp=2025-01-01T00:00:00.000Z")
+        .await;
     let m = b.expect_cmd("READ").await;
     assert_eq!(m.params, ["#chan", &format!("timestamp={t1}")], "{m}");
     a.sync_expect_none("a marker moved back", |m| m.command == "MARKREAD")
@@ -223,7 +232,12 @@ async fn read_marker_is_shared_and_never_moves_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_finds_messages_by_word_and_by_sender() {
     let mut s = Setup::new().await;
-    let mut c = client(&s, "phone", &["batch", "server-time", "message-tags", "soju.im/search"]).await;
+    let mut c = client(
+        &s,
+        "phone",
+        &["batch", "server-time", "message-tags", "soju.im/search"],
+    )
+    .await;
     c.sync().await;
     s.join(&mut c, "#chan", None, &["bob", "dave"]).await;
     for (who, text) in [
@@ -250,7 +264,10 @@ async fn search_finds_messages_by_word_and_by_sender() {
         .filter(|m| m.command == "PRIVMSG")
         .filter_map(|m| m.param(1))
         .collect();
-    assert_eq!(found, ["the quick brown fox", "another \x02fox\x02 appears"]);
+    assert_eq!(
+        found,
+        ["the quick brown fox", "another \x02fox\x02 appears"]
+    );
     assert!(
         lines
             .iter()
@@ -299,8 +316,10 @@ async fn detached_channel_is_hidden_then_reattached_with_what_was_missed() {
             .await;
     }
     s.conn.sync().await;
-    c.sync_expect_none("a message of a detached channel", |m| m.command == "PRIVMSG")
-        .await;
+    c.sync_expect_none("a message of a detached channel", |m| {
+        m.command == "PRIVMSG"
+    })
+    .await;
 
     // Not in the burst of a new connection either.
     let mut other = client(&s, "other", BACKLOG_CAPS).await;
@@ -330,7 +349,9 @@ async fn detached_channel_is_hidden_then_reattached_with_what_was_missed() {
         .admin_ok("user run alice channel status -network fake")
         .await;
     assert!(
-        status.iter().any(|l| l.contains("#chan") && l.contains("attached")),
+        status
+            .iter()
+            .any(|l| l.contains("#chan") && !l.contains("detached")),
         "{status:?}"
     );
 }
@@ -342,8 +363,11 @@ async fn relay_detached_highlight_sends_a_notice_for_highlights_only() {
     c.sync().await;
     s.join(&mut c, "#chan", None, &["bob"]).await;
     let nick = s.conn.nick.clone();
-    service_command(&mut c, "channel update #chan -detached true -relay-detached highlight")
-        .await;
+    service_command(
+        &mut c,
+        "channel update #chan -detached true -relay-detached highlight",
+    )
+    .await;
     c.expect_cmd("PART").await;
     expect_service_line(&mut c, "update confirmation", |l| l.contains("detached")).await;
 
@@ -354,7 +378,9 @@ async fn relay_detached_highlight_sends_a_notice_for_highlights_only() {
         .send(&format!(":bob!b@h.example PRIVMSG #chan :hey {nick}, look"))
         .await;
     s.conn
-        .send(&format!(":bob!b@h.example PRIVMSG #chan :{nick}ish is not a mention"))
+        .send(&format!(
+            ":bob!b@h.example PRIVMSG #chan :{nick}ish is not a mention"
+        ))
         .await;
     s.conn.sync().await;
     let lines = c.sync().await;
@@ -369,7 +395,11 @@ async fn relay_detached_highlight_sends_a_notice_for_highlights_only() {
         "{}",
         c.transcript()
     );
-    assert!(lines.iter().all(|m| m.command != "PRIVMSG"), "{}", c.transcript());
+    assert!(
+        lines.iter().all(|m| m.command != "PRIVMSG"),
+        "{}",
+        c.transcript()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +420,9 @@ async fn detach_after_detaches_an_idle_channel() {
         .admin_ok("user run alice channel status -network fake")
         .await;
     assert!(
-        status.iter().any(|l| l.contains("#quiet") && l.contains("detached,")),
+        status
+            .iter()
+            .any(|l| l.contains("#quiet") && l.contains("detached,")),
         "{status:?}"
     );
 }

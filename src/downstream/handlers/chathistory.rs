@@ -156,9 +156,7 @@ async fn from_store(
     match plan {
         Plan::One(f) => db.fetch_history(net_id, target, *f).await,
         Plan::Around { before, after } => {
-            let mut out = db
-                .fetch_history(net_id, target, *before)
-                .await?;
+            let mut out = db.fetch_history(net_id, target, *before).await?;
             let rest = Fetch {
                 limit: after.limit.saturating_sub(out.len()),
                 ..*after
@@ -261,8 +259,8 @@ impl UserActor {
         let memory = self.shared.config.message_store == MessageStore::Memory;
         let first_point = resolve(&query.first);
         let second_point = query.second.as_ref().map(&resolve);
-        let unknown_in_memory = memory
-            && (first_point.is_none() || second_point.as_ref().is_some_and(Option::is_none));
+        let unknown_in_memory =
+            memory && (first_point.is_none() || second_point.as_ref().is_some_and(Option::is_none));
         if unknown_in_memory {
             // Nothing older than the rings exists: an unknown msgid matches
             // nothing.

@@ -65,10 +65,7 @@ impl UserActor {
                     .join(","),
             );
         }
-        let upstream = Message {
-            params,
-            ..msg
-        };
+        let upstream = Message { params, ..msg };
         self.send_upstream(id, net_id, &upstream);
     }
 }

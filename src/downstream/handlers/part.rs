@@ -17,7 +17,10 @@ impl UserActor {
             .filter(|c| !c.is_empty())
             .map(str::to_string)
             .collect();
-        if msg.param(1).is_some_and(|r| r.eq_ignore_ascii_case("detach")) {
+        if msg
+            .param(1)
+            .is_some_and(|r| r.eq_ignore_ascii_case("detach"))
+        {
             for channel in channels {
                 self.detach_channel(net_id, &channel);
             }

@@ -77,8 +77,8 @@ impl UserActor {
                 None => "*".to_string(),
             };
             for command in ["MARKREAD", "READ"] {
-                let msg = Message::new(command, [name.clone(), marker.clone()])
-                    .with_source(host.clone());
+                let msg =
+                    Message::new(command, [name.clone(), marker.clone()]).with_source(host.clone());
                 self.relay_unstored(net_id, msg);
             }
         }

@@ -88,7 +88,12 @@ impl UserActor {
 
     /// [`Self::relay_upstream`] for QUIT and NICK, stored in each of the
     /// channels they concern.
-    pub(crate) fn relay_upstream_fanout(&mut self, net_id: i64, msg: Message, channels: Vec<String>) {
+    pub(crate) fn relay_upstream_fanout(
+        &mut self,
+        net_id: i64,
+        msg: Message,
+        channels: Vec<String>,
+    ) {
         let Some(net) = self.networks.get(&net_id) else {
             return;
         };
