@@ -426,3 +426,74 @@ async fn detach_after_detaches_an_idle_channel() {
         "{status:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_expired_messages_and_nothing_else() {
+    let mut s = Setup::new().await;
+    let caps = ["batch", "server-time", "message-tags", "draft/chathistory"];
+    let mut c = s.client("web", &caps).await;
+    c.sync().await;
+    s.join(&mut c, "#chan", None, &["bob"]).await;
+    let recent = tether::proto::time::format_millis(tether::proto::time::now_millis() - 3_600_000);
+    for (time, text) in [
+        ("2020-01-01T00:00:00.000Z", "ancient"),
+        ("2021-06-01T00:00:00.000Z", "old"),
+        (recent.as_str(), "recent"),
+    ] {
+        s.conn
+            .send(&format!(
+                "@time={time} :bob!b@h.example PRIVMSG #chan :{text}"
+            ))
+            .await;
+    }
+    c.expect("the recent message", |m| is_privmsg(m, "#chan", "recent"))
+        .await;
+    c.sync().await;
+
+    // Restart with a 30-day expiry: the job runs before clients are let in.
+    let Setup { tether, fake, conn } = s;
+    drop(conn);
+    let dir = tether.shutdown().await;
+    let tether = Tether::start_with(dir, "message-expiry 30d\n").await;
+    let mut conn = fake.accept().await;
+    conn.sync().await;
+    let mut c = tether
+        .connect_client("alice", Some("fake"), Some("web"), "web", &caps)
+        .await;
+    c.sync().await;
+    c.send("CHATHISTORY LATEST #chan * 100").await;
+    let lines = collect_until(&mut c, "end of the history batch", |m| {
+        m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('-'))
+    })
+    .await;
+    assert_eq!(texts(&lines, "#chan"), ["recent"], "{}", c.transcript());
+    drop(conn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_channel_is_rejoined_upstream_but_stays_hidden_after_a_reconnect() {
+    let mut s = Setup::new().await;
+    let mut c = client(&s, "phone", BACKLOG_CAPS).await;
+    c.sync().await;
+    s.join(&mut c, "#hidden", Some("secret topic"), &["bob"])
+        .await;
+    c.send("PART #hidden :detach").await;
+    c.expect_cmd("PART").await;
+    c.sync().await;
+
+    // The link drops; tether reconnects and rejoins the detached channel.
+    s.conn.send("ERROR :Closing link").await;
+    s.conn.shutdown_write().await;
+    let mut conn = s.fake.accept().await;
+    conn.expect_join("#hidden", Some("secret topic"), &["bob"])
+        .await;
+    conn.sync().await;
+    let lines = c.sync().await;
+    assert!(
+        lines
+            .iter()
+            .all(|m| !m.params.iter().any(|p| irc_eq(p, "#hidden"))),
+        "the detached channel showed up after the reconnect\n{}",
+        c.transcript()
+    );
+}

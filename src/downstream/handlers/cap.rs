@@ -46,6 +46,12 @@ impl crate::user::UserActor {
             &nick,
             msg,
         );
+        // A client that takes up chathistory fetches history itself from
+        // now on; one that drops it gets automatic backlog next time.
+        client.cursor.tracked = client.network.is_some() && !client.has_cap("draft/chathistory");
+        if !client.cursor.tracked {
+            client.cursor.unacked.clear();
+        }
         let host = self.shared.config.hostname.clone();
         for reply in replies {
             self.send_to(id, &reply.with_source(host.clone()));

@@ -70,6 +70,9 @@ impl UserActor {
             let Some(net) = self.networks.get(&net_id) else {
                 return;
             };
+            if net.saved.get(&name).is_some_and(|c| c.detached) {
+                continue;
+            }
             // The read marker follows the JOIN; each client gets the form
             // it understands.
             let marker = match net.history.read_markers.get(&net.casemapping.fold(&name)) {

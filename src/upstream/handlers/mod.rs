@@ -83,6 +83,18 @@ impl UserActor {
         if net.state != LinkState::Registered || (!net.burst_done && msg.is_numeric()) {
             return;
         }
+        // Replies about a detached channel (topic, names, modes after a
+        // rejoin) stay hidden like the channel itself.
+        let about_detached = msg.is_numeric()
+            && msg
+                .params
+                .iter()
+                .skip(1)
+                .take(2)
+                .any(|p| net.is_channel(p) && net.saved.get(p).is_some_and(|c| c.detached));
+        if about_detached {
+            return;
+        }
         self.relay_to_clients(net_id, msg, None);
     }
 
