@@ -264,6 +264,8 @@ enum Next {
 impl WriterTask {
     async fn run(mut self) {
         let mut out = BytesMut::with_capacity(4096);
+        // The peer was left with half a line: nothing more can be written.
+        let mut torn = false;
         loop {
             let wait = self
                 .bucket
@@ -299,11 +301,43 @@ impl WriterTask {
                     }
                 }
             }
-            let write = tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => break,
-                r = tokio::time::timeout(WRITE_TIMEOUT, self.sink.write_all(&out)) => r,
+            let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+            let mut written = 0;
+            let mut cancelled = false;
+            let write: Result<std::io::Result<()>, tokio::time::error::Elapsed> = loop {
+                if written == out.len() {
+                    break Ok(Ok(()));
+                }
+                tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => {
+                        cancelled = true;
+                        break Ok(Ok(()));
+                    }
+                    r = tokio::time::timeout_at(deadline, self.sink.write(&out[written..])) => match r {
+                        Ok(Ok(0)) => break Ok(Err(std::io::ErrorKind::WriteZero.into())),
+                        Ok(Ok(n)) => written += n,
+                        Ok(Err(e)) => break Ok(Err(e)),
+                        Err(elapsed) => break Err(elapsed),
+                    },
+                }
             };
+            if cancelled {
+                // Finish a line cut in half, if the peer takes it in time, so
+                // the closing line is not glued to a torn one.
+                if written > 0
+                    && out.get(written - 1) != Some(&b'\n')
+                    && let Some(end) = out[written..].iter().position(|b| *b == b'\n')
+                {
+                    let rest = &out[written..written + end + 1];
+                    let finished =
+                        tokio::time::timeout(CLOSE_TIMEOUT, self.sink.write_all(rest)).await;
+                    if !matches!(finished, Ok(Ok(()))) {
+                        torn = true;
+                    }
+                }
+                break;
+            }
             out.clear();
             match write {
                 Ok(Ok(())) => {}
@@ -334,7 +368,7 @@ impl WriterTask {
                 encode_line(&line, &mut out);
             }
         }
-        if !out.is_empty() {
+        if !out.is_empty() && !torn {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.write_all(&out)).await;
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.shutdown()).await;
@@ -345,6 +379,38 @@ impl WriterTask {
 mod tests {
     use super::*;
     use tokio::io::AsyncBufReadExt;
+
+    /// Regression: an abort while a line was half written left the peer
+    /// with a torn line glued to the closing `ERROR`.
+    #[tokio::test]
+    async fn abort_mid_line_finishes_the_line_before_the_final_one() {
+        let (a, b) = tokio::io::duplex(64);
+        let (writer, task) = spawn_writer(
+            Box::new(a),
+            WriterOptions {
+                capacity: 8,
+                flood: None,
+            },
+        );
+        let long = format!("PRIVMSG #c :{}", "x".repeat(300));
+        writer.try_send(long.clone()).expect("queued");
+        // Let the writer fill the 64-byte pipe and block mid-line.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        writer.abort(Some("ERROR :bye".into()));
+        let reader = tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(b).lines();
+            let mut got = Vec::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                got.push(l);
+            }
+            got
+        });
+        task.await.expect("writer ends");
+        let got = reader.await.expect("reader ends");
+        assert_eq!(got, [long.as_str(), "ERROR :bye"], "{got:?}");
+    }
 
     #[tokio::test]
     async fn close_flushes_queued_lines_but_abort_drops_them() {

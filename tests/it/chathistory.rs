@@ -297,8 +297,9 @@ async fn chathistory_from_rings_and_then_from_the_store_after_a_restart() {
 
     // Restart: the rings are empty, everything comes from the store.
     let Setup { tether, fake, conn } = s;
-    drop(conn);
+    // Keep the upstream open until tether has quit, or it would reconnect.
     let dir = tether.shutdown().await;
+    drop(conn);
     let tether = Tether::start_in(dir).await;
     let mut conn = fake.accept().await;
     conn.sync().await;

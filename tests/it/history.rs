@@ -452,8 +452,9 @@ async fn retention_removes_expired_messages_and_nothing_else() {
 
     // Restart with a 30-day expiry: the job runs before clients are let in.
     let Setup { tether, fake, conn } = s;
-    drop(conn);
+    // Keep the upstream open until tether has quit, or it would reconnect.
     let dir = tether.shutdown().await;
+    drop(conn);
     let tether = Tether::start_with(dir, "message-expiry 30d\n").await;
     let mut conn = fake.accept().await;
     conn.sync().await;
@@ -496,4 +497,67 @@ async fn a_detached_channel_is_rejoined_upstream_but_stays_hidden_after_a_reconn
         "the detached channel showed up after the reconnect\n{}",
         c.transcript()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_replays_from_the_rings() {
+    let dir = tempfile::Builder::new()
+        .prefix("tether-it-")
+        .tempdir()
+        .expect("temp dir");
+    let tether = Tether::start_with(dir, "message-store memory\n").await;
+    tether.create_user("alice").await;
+    let fake = FakeServer::bind(FakeServerOptions::default()).await;
+    let conn = tether.create_network("alice", "fake", &fake).await;
+    let mut s = Setup { tether, fake, conn };
+    let mut phone = client(&s, "phone", BACKLOG_CAPS).await;
+    let mut laptop = client(&s, "laptop", BACKLOG_CAPS).await;
+    phone.sync().await;
+    laptop.sync().await;
+    s.join(&mut phone, "#chan", None, &["bob"]).await;
+    laptop.sync().await;
+    quit(laptop).await;
+    let missed: Vec<String> = (0..4).map(|i| format!("mem {i}")).collect();
+    say(&mut s, &mut phone, "#chan", &missed).await;
+    let mut laptop = client(&s, "laptop", BACKLOG_CAPS).await;
+    let lines = laptop.sync().await;
+    assert_eq!(texts(&lines, "#chan"), missed, "{}", laptop.transcript());
+    quit(laptop).await;
+    let mut laptop = client(&s, "laptop", BACKLOG_CAPS).await;
+    laptop
+        .sync_expect_none("a message replayed twice", |m| m.command == "PRIVMSG")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_update_rejects_bad_values() {
+    let mut s = Setup::new().await;
+    let mut c = client(&s, "phone", &[]).await;
+    c.sync().await;
+    s.join(&mut c, "#chan", None, &["bob"]).await;
+    for (line, want) in [
+        ("channel update #nowhere -detached true", "unknown channel"),
+        (
+            "channel update #chan -relay-detached loud",
+            "invalid -relay-detached",
+        ),
+        (
+            "channel update #chan -detach-after -5m",
+            "invalid -detach-after",
+        ),
+        (
+            "channel update #chan -detach-after soon",
+            "invalid -detach-after",
+        ),
+    ] {
+        service_command(&mut c, line).await;
+        let reply = expect_service_line(&mut c, line, |l| l.starts_with("error")).await;
+        assert!(reply.contains(want), "{line}: {reply}");
+    }
+    // Nothing was changed.
+    let status = s
+        .tether
+        .admin_ok("user run alice channel status -network fake")
+        .await;
+    assert!(status.iter().any(|l| l == "#chan [joined]"), "{status:?}");
 }
