@@ -267,9 +267,9 @@ async fn history(rows: i64, queries: usize) -> Result<()> {
     tether.shutdown().await;
 
     println!(
-        "history: {rows} rows for #bench; fill {} s ({:.0} rows/s), DB {:.1} MiB, \
+        "history: {rows} rows for #bench; fill {:.1} s ({:.0} rows/s), DB {:.1} MiB, \
          tether start {} ms, {lines} lines returned",
-        format!("{:.1}", fill_time.as_secs_f64()),
+        fill_time.as_secs_f64(),
         rows as f64 / fill_time.as_secs_f64(),
         db_size as f64 / (1024.0 * 1024.0),
         ms(startup)
