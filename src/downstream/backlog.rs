@@ -125,9 +125,6 @@ impl UserActor {
             Ok(list) => {
                 let items = list.into_iter().map(TargetBacklog::from).collect();
                 self.send_backlog(id, net_id, items);
-                // Ask for confirmation right away, ahead of anything that
-                // was held.
-                self.probe_client(id);
             }
             Err(err) => {
                 tracing::warn!(client = id, error = %err, "could not load backlog");
@@ -135,13 +132,17 @@ impl UserActor {
                     id,
                     "Could not load the messages you missed: the history store failed",
                 );
+                self.release_held(id);
             }
         }
-        self.release_held(id);
     }
 
     /// Send backlog to a client, target by target in the order their
-    /// missed messages began, and track it for the delivery probe.
+    /// missed messages began, and track it for the delivery probe. The
+    /// lines are handed to the client's queue by a task that waits for
+    /// room, so a backlog larger than the queue streams at the client's
+    /// pace instead of overflowing it; live messages are held until the
+    /// task is done (`UserEvent::BacklogSent`).
     pub(crate) fn send_backlog(
         &mut self,
         id: ClientId,
@@ -149,12 +150,22 @@ impl UserActor {
         mut items: Vec<TargetBacklog>,
     ) {
         items.sort_by_key(|b| b.entries.first().map(|e| e.seq).unwrap_or(i64::MAX));
-        let batch = self.clients.get(&id).is_some_and(|c| c.has_cap("batch"));
-        for item in items {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let batch = client.has_cap("batch");
+        let mut lines: Vec<String> = Vec::new();
+        let mut positions = Vec::new();
+        let render = |msg: &Message, lines: &mut Vec<String>| {
+            if let Some(line) = client.render(msg) {
+                lines.push(line);
+            }
+        };
+        for item in &items {
             let display = self.display_target(net_id, &item.target);
             let reference = batch.then(crate::downstream::history::batch_ref);
             if let Some(r) = &reference {
-                self.send_to(id, &self.batch_start(r, "chathistory", &[&display]));
+                render(&self.batch_start(r, "chathistory", &[&display]), &mut lines);
             }
             for entry in &item.entries {
                 let Ok(mut msg) = entry.raw.parse::<Message>() else {
@@ -163,30 +174,52 @@ impl UserActor {
                 if let Some(r) = &reference {
                     msg.set_tag("batch", r.clone());
                 }
-                self.send_to(id, &msg);
+                render(&msg, &mut lines);
             }
             if let Some(r) = &reference {
-                self.send_to(id, &self.batch_end(r));
+                render(&self.batch_end(r), &mut lines);
             }
-            if let (Some(last), Some(client)) = (item.entries.last(), self.clients.get_mut(&id)) {
-                let e = client
-                    .cursor
-                    .unacked
-                    .entry(item.target.clone())
-                    .or_insert(0);
-                *e = (*e).max(last.seq);
+            if let Some(last) = item.entries.last() {
+                positions.push((item.target.clone(), last.seq));
             }
             if item.skipped > 0 {
-                self.service_notice(
-                    id,
-                    &format!(
-                        "{} older messages in {display} were not replayed (backlog-limit); \
-                         use CHATHISTORY or a client with history support to see them",
-                        item.skipped
-                    ),
+                let text = format!(
+                    "{} older messages in {display} were not replayed (backlog-limit); \
+                     use CHATHISTORY or a client with history support to see them",
+                    item.skipped
                 );
+                let notice = Message::new("NOTICE", [client.nick.clone(), text])
+                    .with_source(crate::service::SERVICE_SOURCE);
+                render(&notice, &mut lines);
             }
         }
+        let writer = client.writer.clone();
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        for (target, seq) in positions {
+            let e = client.cursor.unacked.entry(target).or_insert(0);
+            *e = (*e).max(seq);
+        }
+        if client.cursor.held.is_none() {
+            client.cursor.held = Some(Vec::new());
+        }
+        let tx = self.tx.clone();
+        self.tasks.push(tokio::spawn(async move {
+            for line in lines {
+                if writer.send_wait(line).await.is_err() {
+                    break;
+                }
+            }
+            let _ = tx.send(UserEvent::BacklogSent { client: id }).await;
+        }));
+    }
+
+    /// The backlog is in the client's queue: ask for confirmation ahead of
+    /// anything that was held, then release the held messages.
+    pub(crate) fn on_backlog_sent(&mut self, id: ClientId) {
+        self.probe_client(id);
+        self.release_held(id);
     }
 
     /// The name to show for a casemapped target: the channel's own

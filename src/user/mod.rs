@@ -65,6 +65,8 @@ pub enum UserEvent {
         net: i64,
         result: crate::db::DbResult<Vec<crate::db::Backlog>>,
     },
+    /// A client's backlog has been handed to its queue.
+    BacklogSent { client: ClientId },
     /// The answer to a history query (CHATHISTORY, SEARCH) from the store.
     HistoryReply {
         client: ClientId,
@@ -230,6 +232,7 @@ impl UserActor {
                     net,
                     result,
                 } => self.on_backlog(client, net, result),
+                UserEvent::BacklogSent { client } => self.on_backlog_sent(client),
                 UserEvent::HistoryReply { client, reply } => self.send_history_reply(client, reply),
                 UserEvent::DetachTimer {
                     net,

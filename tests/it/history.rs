@@ -561,3 +561,34 @@ async fn channel_update_rejects_bad_values() {
         .await;
     assert!(status.iter().any(|l| l == "#chan [joined]"), "{status:?}");
 }
+
+/// Regression: a backlog larger than a client's send queue (2048 lines)
+/// used to be queued all at once and the client disconnected for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_the_send_queue_streams_to_the_client() {
+    let mut s = Setup::new().await;
+    let mut phone = client(&s, "phone", BACKLOG_CAPS).await;
+    let mut laptop = client(&s, "laptop", BACKLOG_CAPS).await;
+    phone.sync().await;
+    laptop.sync().await;
+    s.join(&mut phone, "#big", None, &["bob"]).await;
+    laptop.sync().await;
+    quit(laptop).await;
+
+    const N: usize = 3000;
+    let mut bytes = Vec::new();
+    for i in 0..N {
+        bytes.extend_from_slice(format!(":bob!b@h.example PRIVMSG #big :big {i}\r\n").as_bytes());
+    }
+    s.conn.send_raw(&bytes).await;
+    let last = format!("big {}", N - 1);
+    phone
+        .expect("the last message", |m| is_privmsg(m, "#big", &last))
+        .await;
+    phone.sync().await;
+
+    let mut laptop = client(&s, "laptop", BACKLOG_CAPS).await;
+    let lines = laptop.sync().await;
+    let want: Vec<String> = (0..N).map(|i| format!("big {i}")).collect();
+    assert_eq!(texts(&lines, "#big"), want, "{}", laptop.transcript());
+}
