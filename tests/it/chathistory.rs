@@ -312,15 +312,7 @@ async fn chathistory_from_rings_and_then_from_the_store_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chathistory_with_the_memory_store() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("temp dir");
-    let tether = Tether::start_with(dir, "message-store memory\n").await;
-    tether.create_user("alice").await;
-    let fake = FakeServer::bind(FakeServerOptions::default()).await;
-    let conn = tether.create_network("alice", "fake", &fake).await;
-    let mut s = Setup { tether, fake, conn };
+    let mut s = Setup::with_config("message-store memory\n").await;
     let mut c = s.client("web", CAPS).await;
     c.sync().await;
     fill(&mut s, &mut c).await;

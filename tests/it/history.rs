@@ -501,15 +501,7 @@ async fn a_detached_channel_is_rejoined_upstream_but_stays_hidden_after_a_reconn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_replays_from_the_rings() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("temp dir");
-    let tether = Tether::start_with(dir, "message-store memory\n").await;
-    tether.create_user("alice").await;
-    let fake = FakeServer::bind(FakeServerOptions::default()).await;
-    let conn = tether.create_network("alice", "fake", &fake).await;
-    let mut s = Setup { tether, fake, conn };
+    let mut s = Setup::with_config("message-store memory\n").await;
     let mut phone = client(&s, "phone", BACKLOG_CAPS).await;
     let mut laptop = client(&s, "laptop", BACKLOG_CAPS).await;
     phone.sync().await;

@@ -300,6 +300,20 @@ impl Setup {
         Setup { tether, fake, conn }
     }
 
+    /// [`Setup::new`] with `extra` appended to the config text (e.g.
+    /// `message-store memory`).
+    pub async fn with_config(extra: &str) -> Setup {
+        let dir = tempfile::Builder::new()
+            .prefix("tether-it-")
+            .tempdir()
+            .expect("creating a temp dir");
+        let tether = Tether::start_with(dir, extra).await;
+        tether.create_user("alice").await;
+        let fake = FakeServer::bind(FakeServerOptions::default()).await;
+        let conn = tether.create_network("alice", "fake", &fake).await;
+        Setup { tether, fake, conn }
+    }
+
     /// A client of alice bound to network `fake` with client name `client`.
     pub async fn client(&self, client: &str, caps: &[&str]) -> TestClient {
         let mut c = self
