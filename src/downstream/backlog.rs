@@ -67,12 +67,7 @@ impl UserActor {
             }
             return;
         };
-        let detached: HashSet<String> = net
-            .saved
-            .values()
-            .filter(|c| c.detached)
-            .map(|c| net.casemapping.fold(&c.name))
-            .collect();
+        let detached: HashSet<String> = net.detached_targets().into_iter().collect();
         let reattach = only.is_some();
         let wanted = move |target: &str| match &only {
             Some(only) => only == target,
@@ -163,21 +158,8 @@ impl UserActor {
         };
         for item in &items {
             let display = self.display_target(net_id, &item.target);
-            let reference = batch.then(crate::downstream::history::batch_ref);
-            if let Some(r) = &reference {
-                render(&self.batch_start(r, "chathistory", &[&display]), &mut lines);
-            }
-            for entry in &item.entries {
-                let Ok(mut msg) = entry.raw.parse::<Message>() else {
-                    continue;
-                };
-                if let Some(r) = &reference {
-                    msg.set_tag("batch", r.clone());
-                }
+            for msg in self.history_batch(batch, "chathistory", &[&display], &item.entries) {
                 render(&msg, &mut lines);
-            }
-            if let Some(r) = &reference {
-                render(&self.batch_end(r), &mut lines);
             }
             if let Some(last) = item.entries.last() {
                 positions.push((item.target.clone(), last.seq));

@@ -135,7 +135,7 @@ fn sorted_channels(net: &Network) -> Vec<(&str, &Channel)> {
     let mut v: Vec<(&str, &Channel)> = net
         .channels
         .iter()
-        .filter(|(name, _)| !net.saved.get(name).is_some_and(|c| c.detached))
+        .filter(|(name, _)| !net.is_detached(name))
         .collect();
     v.sort_by(|a, b| a.0.cmp(b.0));
     v
@@ -146,14 +146,7 @@ pub fn channel_burst(host: &str, nick: &str, net: &Network, channel: &Channel) -
     let mut out = vec![Message::new("JOIN", [channel.name.clone()]).with_source(net.own_source())];
     // The read marker follows the JOIN; the filter keeps the form each
     // client understands.
-    let marker = match net
-        .history
-        .read_markers
-        .get(&net.casemapping.fold(&channel.name))
-    {
-        Some(t) => format!("timestamp={}", crate::proto::time::format_millis(*t)),
-        None => "*".to_string(),
-    };
+    let marker = net.read_marker_param(&channel.name);
     for command in ["MARKREAD", "READ"] {
         out.push(Message::new(command, [channel.name.clone(), marker.clone()]).with_source(host));
     }

@@ -35,6 +35,35 @@ pub fn batch_ref() -> String {
 }
 
 impl UserActor {
+    /// Stored entries as lines for a client: inside a batch of
+    /// `batch_type` with `params` when it has `batch`, bare otherwise.
+    pub(crate) fn history_batch(
+        &self,
+        batch: bool,
+        batch_type: &str,
+        params: &[&str],
+        entries: &[Entry],
+    ) -> Vec<Message> {
+        let reference = batch.then(batch_ref);
+        let mut out = Vec::with_capacity(entries.len() + 2);
+        if let Some(r) = &reference {
+            out.push(self.batch_start(r, batch_type, params));
+        }
+        for entry in entries {
+            let Ok(mut msg) = entry.raw.parse::<Message>() else {
+                continue;
+            };
+            if let Some(r) = &reference {
+                msg.set_tag("batch", r.clone());
+            }
+            out.push(msg);
+        }
+        if let Some(r) = &reference {
+            out.push(self.batch_end(r));
+        }
+        out
+    }
+
     /// Send a history reply to a client (if it is still attached).
     pub(crate) fn send_history_reply(&mut self, id: ClientId, reply: Reply) {
         if !self.clients.contains_key(&id) {
@@ -52,22 +81,9 @@ impl UserActor {
                 param,
                 entries,
             } => {
-                let reference = batch.then(batch_ref);
-                if let Some(r) = &reference {
-                    let params: Vec<&str> = param.iter().map(String::as_str).collect();
-                    self.send_to(id, &self.batch_start(r, batch_type, &params));
-                }
-                for entry in &entries {
-                    let Ok(mut msg) = entry.raw.parse::<Message>() else {
-                        continue;
-                    };
-                    if let Some(r) = &reference {
-                        msg.set_tag("batch", r.clone());
-                    }
+                let params: Vec<&str> = param.iter().map(String::as_str).collect();
+                for msg in self.history_batch(batch, batch_type, &params, &entries) {
                     self.send_to(id, &msg);
-                }
-                if let Some(r) = &reference {
-                    self.send_to(id, &self.batch_end(r));
                 }
             }
             Reply::Targets(targets) => {

@@ -230,6 +230,33 @@ impl Network {
         }
     }
 
+    /// Whether `name` is a saved channel that is detached.
+    pub fn is_detached(&self, name: &str) -> bool {
+        self.saved.get(name).is_some_and(|c| c.detached)
+    }
+
+    /// The casemapped names of the detached channels.
+    pub fn detached_targets(&self) -> Vec<String> {
+        self.saved
+            .values()
+            .filter(|c| c.detached)
+            .map(|c| self.casemapping.fold(&c.name))
+            .collect()
+    }
+
+    /// The read marker of `target` as sent in `MARKREAD`/`READ`:
+    /// `timestamp=<time>`, or `*` when there is none.
+    pub fn read_marker_param(&self, target: &str) -> String {
+        match self
+            .history
+            .read_markers
+            .get(&self.casemapping.fold(target))
+        {
+            Some(t) => format!("timestamp={}", crate::proto::time::format_millis(*t)),
+            None => "*".to_string(),
+        }
+    }
+
     /// True when `target` names a channel on this network.
     pub fn is_channel(&self, target: &str) -> bool {
         self.isupport.is_channel(target)

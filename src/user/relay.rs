@@ -192,11 +192,7 @@ impl UserActor {
         let Some(net) = self.networks.get(&net_id) else {
             return;
         };
-        let detached: Vec<bool> = out
-            .stored
-            .iter()
-            .map(|(t, _)| net.saved.get(t).is_some_and(|c| c.detached))
-            .collect();
+        let detached: Vec<bool> = out.stored.iter().map(|(t, _)| net.is_detached(t)).collect();
         let hidden = !detached.is_empty() && detached.iter().all(|d| *d);
         if hidden {
             self.on_detached_message(net_id, &out);
@@ -252,11 +248,7 @@ impl UserActor {
         };
         for out in held {
             let detached: Vec<bool> = match self.networks.get(&net_id) {
-                Some(net) => out
-                    .stored
-                    .iter()
-                    .map(|(t, _)| net.saved.get(t).is_some_and(|c| c.detached))
-                    .collect(),
+                Some(net) => out.stored.iter().map(|(t, _)| net.is_detached(t)).collect(),
                 None => return,
             };
             self.deliver_to_client(id, &out, &detached);
@@ -394,12 +386,7 @@ impl UserActor {
         let Some(net) = self.networks.get_mut(&net_id) else {
             return;
         };
-        let detached: Vec<String> = net
-            .saved
-            .values()
-            .filter(|c| c.detached)
-            .map(|c| net.casemapping.fold(&c.name))
-            .collect();
+        let detached: Vec<String> = net.detached_targets();
         let map = net.history.cursors.entry(name.to_string()).or_default();
         let mut changed = Vec::new();
         for (target, seq) in confirms {

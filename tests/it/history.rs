@@ -30,6 +30,14 @@ async fn quit(mut c: TestClient) {
     c.expect_eof().await;
 }
 
+/// Reconnect client `name` and check that nothing is replayed to it.
+async fn reconnect_expecting_nothing(s: &Setup, name: &str) -> TestClient {
+    let mut c = client(s, name, BACKLOG_CAPS).await;
+    c.sync_expect_none("a message replayed twice", |m| m.command == "PRIVMSG")
+        .await;
+    c
+}
+
 /// Upstream says `texts` in `channel` as bob; `watcher` sees all of them.
 async fn say(s: &mut Setup, watcher: &mut TestClient, channel: &str, lines: &[String]) {
     for text in lines {
@@ -88,15 +96,9 @@ async fn each_client_name_gets_exactly_what_it_missed_once() {
     quit(laptop).await;
 
     // Reconnecting again right away: nothing to replay.
-    let mut laptop = client(&s, "laptop", BACKLOG_CAPS).await;
-    laptop
-        .sync_expect_none("a message replayed twice", |m| m.command == "PRIVMSG")
-        .await;
+    let laptop = reconnect_expecting_nothing(&s, "laptop").await;
     quit(laptop).await;
-    let mut laptop = client(&s, "laptop", BACKLOG_CAPS).await;
-    laptop
-        .sync_expect_none("a message replayed twice", |m| m.command == "PRIVMSG")
-        .await;
+    reconnect_expecting_nothing(&s, "laptop").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -515,10 +517,7 @@ async fn memory_store_replays_from_the_rings() {
     let lines = laptop.sync().await;
     assert_eq!(texts(&lines, "#chan"), missed, "{}", laptop.transcript());
     quit(laptop).await;
-    let mut laptop = client(&s, "laptop", BACKLOG_CAPS).await;
-    laptop
-        .sync_expect_none("a message replayed twice", |m| m.command == "PRIVMSG")
-        .await;
+    reconnect_expecting_nothing(&s, "laptop").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

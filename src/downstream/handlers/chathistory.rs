@@ -317,12 +317,7 @@ impl UserActor {
         let Some(net) = self.networks.get(&net_id) else {
             return;
         };
-        let detached: Vec<String> = net
-            .saved
-            .values()
-            .filter(|c| c.detached)
-            .map(|c| net.casemapping.fold(&c.name))
-            .collect();
+        let detached: Vec<String> = net.detached_targets();
         if self.shared.config.message_store == MessageStore::Memory {
             let (lo, hi) = (from.min(to), from.max(to));
             let mut found: Vec<(String, i64)> = net

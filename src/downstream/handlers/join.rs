@@ -25,7 +25,7 @@ impl UserActor {
             let Some(net) = self.networks.get_mut(&net_id) else {
                 return;
             };
-            let detached = net.saved.get(channel).is_some_and(|c| c.detached);
+            let detached = net.is_detached(channel);
             let joined = net.channels.contains(channel);
             match &key {
                 Some(key) => {

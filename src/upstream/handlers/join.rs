@@ -70,15 +70,12 @@ impl UserActor {
             let Some(net) = self.networks.get(&net_id) else {
                 return;
             };
-            if net.saved.get(&name).is_some_and(|c| c.detached) {
+            if net.is_detached(&name) {
                 continue;
             }
             // The read marker follows the JOIN; each client gets the form
             // it understands.
-            let marker = match net.history.read_markers.get(&net.casemapping.fold(&name)) {
-                Some(t) => format!("timestamp={}", crate::proto::time::format_millis(*t)),
-                None => "*".to_string(),
-            };
+            let marker = net.read_marker_param(&name);
             for command in ["MARKREAD", "READ"] {
                 let msg =
                     Message::new(command, [name.clone(), marker.clone()]).with_source(host.clone());

@@ -91,7 +91,7 @@ impl UserActor {
                 .iter()
                 .skip(1)
                 .take(2)
-                .any(|p| net.is_channel(p) && net.saved.get(p).is_some_and(|c| c.detached));
+                .any(|p| net.is_channel(p) && net.is_detached(p));
         if about_detached {
             return;
         }
