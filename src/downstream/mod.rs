@@ -25,13 +25,23 @@ pub const OFFERED_CAPS: &[&str] = &[
     "cap-notify",
     "draft/chathistory",
     "draft/event-playback",
+    "draft/extended-isupport",
+    "draft/no-implicit-names",
+    "draft/pre-away",
     "draft/read-marker",
     "echo-message",
+    "invite-notify",
     "message-tags",
+    "no-implicit-names",
     "sasl",
     "server-time",
+    "setname",
+    "soju.im/bouncer-networks",
+    "soju.im/bouncer-networks-notify",
+    "soju.im/no-implicit-names",
     "soju.im/read",
     "soju.im/search",
+    "userhost-in-names",
 ];
 
 /// The value advertised with a capability in `CAP LS 302`.
