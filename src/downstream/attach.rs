@@ -38,15 +38,19 @@ impl UserActor {
             client_name: attach.client_name,
             caps: attach.caps,
             cap_version: attach.cap_version,
+            offered: attach.offered,
             remote: attach.remote,
         };
         let id = client.id;
         self.clients.insert(id, client);
+        // Withdraw what CAP LS promised before the network was known.
+        self.sync_client_caps(id);
         let burst = burst::welcome(
             &self.shared.config,
             &self.shared.started,
             &nick,
             network.and_then(|n| self.networks.get(&n)),
+            self.clients.get(&id).is_some_and(|c| c.implicit_names()),
         );
         for msg in &burst {
             self.send_to(id, msg);

@@ -57,7 +57,15 @@ fn network_isupport(net: &Network) -> Vec<String> {
 /// The burst for a client with nick `nick` bound to `net` (or the bouncer
 /// connection when `net` is `None`). Messages carry no source; the caller
 /// adds the server name to numerics.
-pub fn welcome(config: &Config, started: &str, nick: &str, net: Option<&Network>) -> Vec<Message> {
+///
+/// NAMES replies are left out when `names` is false (no-implicit-names).
+pub fn welcome(
+    config: &Config,
+    started: &str,
+    nick: &str,
+    net: Option<&Network>,
+    names: bool,
+) -> Vec<Message> {
     let host = config.hostname.as_str();
     let num = |code: &str, rest: &[&str]| {
         let mut params = vec![nick.to_string()];
@@ -105,7 +113,7 @@ pub fn welcome(config: &Config, started: &str, nick: &str, net: Option<&Network>
     }
     if let Some(net) = net {
         for (_, channel) in sorted_channels(net) {
-            out.extend(channel_burst(host, nick, net, channel));
+            out.extend(channel_burst(host, nick, net, channel, names));
         }
     }
     out
@@ -122,6 +130,11 @@ fn isupport_lines(host: &str, nick: &str, tokens: Vec<String>) -> Vec<Message> {
             Message::new(numeric::RPL_ISUPPORT, params).with_source(host)
         })
         .collect()
+}
+
+/// The bouncer connection's 005 lines.
+pub fn bouncer_isupport_lines(config: &Config, nick: &str) -> Vec<Message> {
+    isupport_lines(&config.hostname, nick, bouncer_isupport(config))
 }
 
 /// The network's current 005 lines, for clients that attached before the
@@ -141,8 +154,15 @@ fn sorted_channels(net: &Network) -> Vec<(&str, &Channel)> {
     v
 }
 
-/// JOIN, topic and NAMES of one channel, as a client sees them on attach.
-pub fn channel_burst(host: &str, nick: &str, net: &Network, channel: &Channel) -> Vec<Message> {
+/// JOIN, topic and (when `names`) NAMES of one channel, as a client sees
+/// them on attach.
+pub fn channel_burst(
+    host: &str,
+    nick: &str,
+    net: &Network,
+    channel: &Channel,
+    names: bool,
+) -> Vec<Message> {
     let mut out = vec![Message::new("JOIN", [channel.name.clone()]).with_source(net.own_source())];
     // The read marker follows the JOIN; the filter keeps the form each
     // client understands.
@@ -159,7 +179,9 @@ pub fn channel_burst(host: &str, nick: &str, net: &Network, channel: &Channel) -
             );
         }
     }
-    out.extend(names_reply(host, nick, net, channel));
+    if names {
+        out.extend(names_reply(host, nick, net, channel));
+    }
     out
 }
 

@@ -1,14 +1,20 @@
 //! Per-client filtering: what a client may see of a message depends on the
-//! capabilities it negotiated. Tags are stripped for clients without
-//! `message-tags` (keeping `time` for `server-time` and `batch` for
-//! `batch`), `TAGMSG` and `BATCH` are dropped for clients without the cap,
-//! commands of capabilities this client lacks are dropped, extended JOIN is
-//! shortened, and multi-prefix NAMES/WHO replies are reduced to the highest
-//! prefix.
+//! capabilities it negotiated.
+//!
+//! - Tags: `time` needs `server-time`, `batch` needs `batch`, `account`
+//!   needs `account-tag`, `label` needs `labeled-response`; every other
+//!   tag needs `message-tags`.
+//! - Commands of capabilities the client lacks are dropped (`TAGMSG`,
+//!   `BATCH`, `AWAY`, `ACCOUNT`, `CHGHOST`, `SETNAME`, `REDACT`, ...), and
+//!   so are invites for somebody else without `invite-notify`.
+//! - Extended JOIN is shortened without `extended-join`; NAMES and WHO
+//!   replies keep only the highest prefix without `multi-prefix`, and NAMES
+//!   entries lose their `!user@host` without `userhost-in-names`.
 
 use std::collections::HashSet;
 
 use crate::proto::Message;
+use crate::proto::message::source_nick;
 
 /// Commands that only clients with a given capability understand.
 fn required_cap(command: &str) -> Option<&'static str> {
@@ -21,12 +27,26 @@ fn required_cap(command: &str) -> Option<&'static str> {
         "SETNAME" => Some("setname"),
         "MARKREAD" => Some("draft/read-marker"),
         "READ" => Some("soju.im/read"),
+        "REDACT" => Some("draft/message-redaction"),
+        "ACK" => Some("labeled-response"),
         _ => None,
     }
 }
 
-/// Render `msg` for a client with `caps`; `None` means "do not send".
-pub fn render(caps: &HashSet<String>, msg: &Message) -> Option<String> {
+/// The capability a tag needs to be kept.
+fn tag_cap(key: &str) -> &'static str {
+    match key {
+        "time" => "server-time",
+        "batch" => "batch",
+        "account" => "account-tag",
+        "label" => "labeled-response",
+        _ => "message-tags",
+    }
+}
+
+/// Render `msg` for a client with `caps` whose nick is `nick`; `None`
+/// means "do not send".
+pub fn render(caps: &HashSet<String>, nick: &str, msg: &Message) -> Option<String> {
     if let Some(cap) = required_cap(&msg.command)
         && !caps.contains(cap)
     {
@@ -36,20 +56,22 @@ pub fn render(caps: &HashSet<String>, msg: &Message) -> Option<String> {
     if msg.command == "READ" && caps.contains("draft/read-marker") {
         return None;
     }
-    let all_tags = caps.contains("message-tags");
-    let server_time = caps.contains("server-time");
-    let batch = caps.contains("batch");
-    let keep_tag = |key: &str| match key {
-        "time" => server_time,
-        "batch" => batch,
-        _ => all_tags,
-    };
+    if msg.command == "INVITE"
+        && !caps.contains("invite-notify")
+        && msg
+            .param(0)
+            .is_some_and(|target| !target.eq_ignore_ascii_case(nick))
+    {
+        return None;
+    }
+    let keep_tag = |key: &str| caps.contains(tag_cap(key));
     let needs_tag_change = msg.tags.iter().any(|(k, _)| !keep_tag(k));
     let extended_join =
         msg.command == "JOIN" && msg.params.len() > 1 && !caps.contains("extended-join");
     let multi_prefix =
         !caps.contains("multi-prefix") && (msg.command == "353" || msg.command == "352");
-    if !needs_tag_change && !extended_join && !multi_prefix {
+    let userhost = msg.command == "353" && !caps.contains("userhost-in-names");
+    if !needs_tag_change && !extended_join && !multi_prefix && !userhost {
         return Some(msg.to_string());
     }
     let mut out = msg.clone();
@@ -60,7 +82,27 @@ pub fn render(caps: &HashSet<String>, msg: &Message) -> Option<String> {
     if multi_prefix {
         reduce_prefixes(&mut out);
     }
+    if userhost {
+        strip_userhosts(&mut out);
+    }
     Some(out.to_string())
+}
+
+/// `nick!user@host` NAMES entries become `nick` (prefixes kept).
+fn strip_userhosts(msg: &mut Message) {
+    if let Some(list) = msg.params.last_mut()
+        && list.contains('!')
+    {
+        let stripped: Vec<String> = list
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(|entry| {
+                let symbols: String = entry.chars().take_while(|c| is_prefix_symbol(*c)).collect();
+                format!("{symbols}{}", source_nick(&entry[symbols.len()..]))
+            })
+            .collect();
+        *list = stripped.join(" ");
+    }
 }
 
 /// Characters that may prefix a nick in NAMES (membership symbols).
@@ -115,6 +157,10 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    fn render_for(caps: &HashSet<String>, m: &Message) -> Option<String> {
+        render(caps, "me", m)
+    }
+
     fn msg(s: &str) -> Message {
         s.parse().expect("valid")
     }
@@ -123,49 +169,108 @@ mod tests {
     fn tags_stripped_without_message_tags_but_time_kept_with_server_time() {
         let m = msg("@time=2020-01-01T00:00:00.000Z;msgid=x;+draft/react=y :a!b@c PRIVMSG #c :hi");
         assert_eq!(
-            render(&caps(&[]), &m).as_deref(),
+            render_for(&caps(&[]), &m).as_deref(),
             Some(":a!b@c PRIVMSG #c hi")
         );
         assert_eq!(
-            render(&caps(&["server-time"]), &m).as_deref(),
+            render_for(&caps(&["server-time"]), &m).as_deref(),
             Some("@time=2020-01-01T00:00:00.000Z :a!b@c PRIVMSG #c hi")
         );
         assert_eq!(
-            render(&caps(&["message-tags", "server-time"]), &m),
+            render_for(&caps(&["message-tags", "server-time"]), &m),
             Some(m.to_string())
         );
     }
 
     #[test]
     fn commands_of_missing_caps_are_dropped() {
-        assert_eq!(render(&caps(&[]), &msg(":a TAGMSG #c")), None);
-        assert_eq!(render(&caps(&[]), &msg(":a AWAY :gone")), None);
-        assert_eq!(render(&caps(&[]), &msg("BATCH +x chathistory #c")), None);
-        assert!(render(&caps(&["batch"]), &msg("BATCH +x chathistory #c")).is_some());
+        assert_eq!(render_for(&caps(&[]), &msg(":a TAGMSG #c")), None);
+        assert_eq!(render_for(&caps(&[]), &msg(":a AWAY :gone")), None);
+        assert_eq!(
+            render_for(&caps(&[]), &msg("BATCH +x chathistory #c")),
+            None
+        );
+        assert!(render_for(&caps(&["batch"]), &msg("BATCH +x chathistory #c")).is_some());
     }
 
     #[test]
     fn extended_join_is_shortened() {
         let m = msg(":a!b@c JOIN #c acct :Real Name");
-        assert_eq!(render(&caps(&[]), &m).as_deref(), Some(":a!b@c JOIN #c"));
+        assert_eq!(
+            render_for(&caps(&[]), &m).as_deref(),
+            Some(":a!b@c JOIN #c")
+        );
     }
 
     #[test]
     fn multi_prefix_names_reduced() {
         let m = msg(":s 353 me = #c :@+op +voice plain");
         assert_eq!(
-            render(&caps(&[]), &m).as_deref(),
+            render_for(&caps(&[]), &m).as_deref(),
             Some(":s 353 me = #c :@op +voice plain")
         );
-        assert_eq!(render(&caps(&["multi-prefix"]), &m), Some(m.to_string()));
+        assert_eq!(
+            render_for(&caps(&["multi-prefix"]), &m),
+            Some(m.to_string())
+        );
     }
 
     #[test]
     fn multi_prefix_who_flags_reduced() {
         let m = msg(":s 352 me #c u h s nick H*@+ :0 Real");
         assert_eq!(
-            render(&caps(&[]), &m).as_deref(),
+            render_for(&caps(&[]), &m).as_deref(),
             Some(":s 352 me #c u h s nick H*@ :0 Real")
         );
+    }
+
+    #[test]
+    fn userhost_in_names_stripped_without_cap() {
+        let m = msg(":s 353 me = #c :@+op!u@h voice!v@w plain");
+        assert_eq!(
+            render_for(&caps(&["multi-prefix"]), &m).as_deref(),
+            Some(":s 353 me = #c :@+op voice plain")
+        );
+        assert_eq!(
+            render_for(&caps(&[]), &m).as_deref(),
+            Some(":s 353 me = #c :@op voice plain")
+        );
+        assert_eq!(
+            render_for(&caps(&["multi-prefix", "userhost-in-names"]), &m),
+            Some(m.to_string())
+        );
+    }
+
+    #[test]
+    fn account_and_label_tags_follow_their_caps() {
+        let m = msg("@account=acc;label=l1;msgid=x :a!b@c PRIVMSG #c :hi");
+        assert_eq!(
+            render_for(&caps(&["account-tag"]), &m).as_deref(),
+            Some("@account=acc :a!b@c PRIVMSG #c hi")
+        );
+        assert_eq!(
+            render_for(&caps(&["message-tags"]), &m).as_deref(),
+            Some("@msgid=x :a!b@c PRIVMSG #c hi")
+        );
+        assert_eq!(
+            render_for(&caps(&["labeled-response", "batch"]), &m).as_deref(),
+            Some("@label=l1 :a!b@c PRIVMSG #c hi")
+        );
+    }
+
+    #[test]
+    fn invites_for_others_need_invite_notify() {
+        let mine = msg(":op!u@h INVITE me #c");
+        let other = msg(":op!u@h INVITE bob #c");
+        assert!(render_for(&caps(&[]), &mine).is_some());
+        assert_eq!(render_for(&caps(&[]), &other), None);
+        assert!(render_for(&caps(&["invite-notify"]), &other).is_some());
+    }
+
+    #[test]
+    fn redact_and_ack_need_their_caps() {
+        assert_eq!(render_for(&caps(&[]), &msg(":a REDACT #c id")), None);
+        assert!(render_for(&caps(&["draft/message-redaction"]), &msg(":a REDACT #c id")).is_some());
+        assert_eq!(render_for(&caps(&[]), &msg(":s ACK")), None);
     }
 }

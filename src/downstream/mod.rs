@@ -6,9 +6,11 @@
 pub mod attach;
 pub mod backlog;
 pub mod burst;
+pub mod capset;
 pub mod filter;
 pub mod handlers;
 pub mod history;
+pub mod label;
 pub mod registration;
 
 use std::collections::HashSet;
@@ -31,7 +33,6 @@ pub const OFFERED_CAPS: &[&str] = &[
     "draft/read-marker",
     "echo-message",
     "invite-notify",
-    "message-tags",
     "no-implicit-names",
     "sasl",
     "server-time",
@@ -42,6 +43,13 @@ pub const OFFERED_CAPS: &[&str] = &[
     "soju.im/read",
     "soju.im/search",
     "userhost-in-names",
+];
+
+/// The names under which clients ask for no-implicit-names.
+pub const NO_IMPLICIT_NAMES: &[&str] = &[
+    "no-implicit-names",
+    "draft/no-implicit-names",
+    "soju.im/no-implicit-names",
 ];
 
 /// The value advertised with a capability in `CAP LS 302`.
@@ -60,6 +68,8 @@ pub struct Attach {
     pub nick: String,
     pub caps: HashSet<String>,
     pub cap_version: u32,
+    /// The passthrough capabilities the client was told about.
+    pub offered: capset::CapValues,
     /// The network named in the username (`user/network`), if any.
     pub network: Option<String>,
     /// The client name (`user@client`), if any.
@@ -79,6 +89,8 @@ pub struct Downstream {
     pub client_name: Option<String>,
     pub caps: HashSet<String>,
     pub cap_version: u32,
+    /// The passthrough capabilities the client was last told about.
+    pub offered: capset::CapValues,
     pub remote: String,
     /// Delivery tracking for automatic backlog.
     pub cursor: crate::user::history::ClientCursor,
@@ -89,9 +101,15 @@ impl Downstream {
         self.caps.contains(cap)
     }
 
+    /// Whether the client wants the NAMES reply that follows a JOIN (it
+    /// has none of the three names of no-implicit-names).
+    pub fn implicit_names(&self) -> bool {
+        !NO_IMPLICIT_NAMES.iter().any(|c| self.has_cap(c))
+    }
+
     /// This client's rendering of a message, or `None` when the client must
     /// not see it at all.
     pub fn render(&self, msg: &Message) -> Option<String> {
-        filter::render(&self.caps, msg)
+        filter::render(&self.caps, &self.nick, msg)
     }
 }

@@ -139,6 +139,7 @@ impl UserActor {
 
     /// Reconnect a network now (after its settings changed).
     pub(crate) fn restart_network(&mut self, id: i64) {
+        self.abort_routes(id);
         if let Some(net) = self.networks.get_mut(&id) {
             net.shutdown("Reconnecting");
             net.reset_link_state();
@@ -224,6 +225,10 @@ impl UserActor {
             return;
         };
         let was_registered = net.state == LinkState::Registered;
+        self.abort_routes(net_id);
+        let Some(net) = self.networks.get_mut(&net_id) else {
+            return;
+        };
         net.reset_link_state();
         if let Some(reason) = &reason {
             net.last_error = Some(reason.clone());
@@ -231,6 +236,7 @@ impl UserActor {
         let name = net.name().to_string();
         let delay = net.next_backoff();
         let halted = net.halted.clone();
+        self.sync_network_caps(net_id);
         if was_registered {
             let text = match &reason {
                 Some(r) => format!("disconnected from {name}: {r}"),

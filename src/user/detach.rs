@@ -73,7 +73,8 @@ impl UserActor {
             let Some(channel) = net.channels.get(name) else {
                 continue;
             };
-            let lines = burst::channel_burst(&host, &client.nick, net, channel);
+            let names = client.implicit_names();
+            let lines = burst::channel_burst(&host, &client.nick, net, channel, names);
             for msg in &lines {
                 self.send_to(id, msg);
             }

@@ -48,6 +48,11 @@ pub struct Outgoing {
     /// `(casemapped target, seq)` for every stored copy; empty when the
     /// message is not stored.
     pub stored: Vec<(String, i64)>,
+    /// The client this answers, and how it is presented to each client.
+    pub route: Option<crate::user::route::Route>,
+    /// A NAMES reply the server sent after our JOIN: clients with
+    /// no-implicit-names do not get it.
+    pub implicit_names: bool,
 }
 
 /// One network's history state.

@@ -14,6 +14,7 @@ mod detach;
 pub mod history;
 pub mod network;
 mod relay;
+pub mod route;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -153,6 +154,13 @@ pub struct UserActor {
     pub(crate) next_probe: u64,
     /// Generation counter of detach-after timers.
     pub(crate) next_timer: u64,
+    /// The labeled client command being handled, whose replies are
+    /// collected.
+    pub(crate) label_ctx: Option<crate::downstream::label::LabelCtx>,
+    /// Where replies to the upstream message being handled go.
+    pub(crate) current_route: Option<route::Route>,
+    /// The upstream message being relayed is the NAMES after our JOIN.
+    pub(crate) relaying_implicit_names: bool,
 }
 
 /// A network as loaded from the database when its user starts.
@@ -184,6 +192,9 @@ pub fn spawn_user(
         commit_notify: Arc::new(Notify::new()),
         next_probe: 0,
         next_timer: 0,
+        label_ctx: None,
+        current_route: None,
+        relaying_implicit_names: false,
     };
     for net in networks {
         actor.add_network(net.record, net.channels, net.history);
@@ -280,7 +291,22 @@ impl UserActor {
     /// Send a message to one client, applying its capability filter. A
     /// client whose queue is full is disconnected: it is too slow to keep
     /// up, and it must never stall the actor or the user's other clients.
+    ///
+    /// While a labeled command of this client is handled, the message is
+    /// collected as one of its replies instead (see
+    /// [`crate::downstream::label`]).
     pub(crate) fn send_to(&mut self, id: ClientId, msg: &Message) {
+        if let Some(ctx) = self.label_ctx.as_mut()
+            && ctx.client == id
+        {
+            ctx.replies.push(msg.clone());
+            return;
+        }
+        self.send_now(id, msg);
+    }
+
+    /// [`Self::send_to`] without collecting labeled replies.
+    pub(crate) fn send_now(&mut self, id: ClientId, msg: &Message) {
         let Some(client) = self.clients.get(&id) else {
             return;
         };

@@ -48,6 +48,8 @@ pub struct Channel {
     pub members: CaseMap<String>,
     /// A NAMES reply is being received (members are replaced at its end).
     pub names_pending: Option<CaseMap<String>>,
+    /// The first NAMES reply after our JOIN has ended.
+    pub synced: bool,
 }
 
 /// One network of the user.
@@ -92,6 +94,11 @@ pub struct Network {
     /// Detach-after timers of saved channels (casemapped name → the
     /// timer's generation and task).
     pub detach_timers: HashMap<String, (u64, JoinHandle<()>)>,
+    /// Who is waiting for which answer from the server.
+    pub routing: crate::user::route::Routing,
+    /// Account and password of a REGISTER sent on a client's behalf,
+    /// saved as the SASL login once the server confirms it.
+    pub pending_registration: Option<(String, String)>,
 }
 
 /// A registered connection that lasted this long resets the backoff.
@@ -139,6 +146,8 @@ impl Network {
             halted: None,
             history,
             detach_timers: HashMap::new(),
+            routing: Default::default(),
+            pending_registration: None,
         }
     }
 
@@ -179,6 +188,7 @@ impl Network {
         self.sasl_pending = false;
         self.channels.clear();
         self.burst_done = false;
+        self.routing = Default::default();
         for (_, (_, task)) in self.detach_timers.drain() {
             task.abort();
         }

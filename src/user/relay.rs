@@ -39,7 +39,36 @@ impl UserActor {
                 statusmsg,
             )
         });
-        self.relay_classified(net, msg, except, classified);
+        self.relay_classified(net, msg, except, classified, None);
+    }
+
+    /// Relay a client's own message to the user's clients; the sender gets
+    /// it (with its label) only when it asked for echo-message.
+    pub(crate) fn relay_echo(&mut self, net: i64, msg: Message, sender: ClientId) {
+        let label = if self.collecting_for(sender) {
+            self.defer_label(sender)
+        } else {
+            None
+        };
+        let route = crate::user::route::Route {
+            client: sender,
+            label,
+            exclusive: false,
+            echo: true,
+            batch: None,
+            batch_forwarded: false,
+        };
+        let classified = self.networks.get(&net).and_then(|n| {
+            let statusmsg = n.isupport.get("STATUSMSG").flatten().unwrap_or("");
+            classify::classify(
+                &msg,
+                &n.nick,
+                n.casemapping,
+                &|t: &str| n.is_channel(t),
+                statusmsg,
+            )
+        });
+        self.relay_classified(net, msg, None, classified, Some(route));
     }
 
     /// Relay a QUIT or NICK that concerns the given channels: it is stored
@@ -50,13 +79,13 @@ impl UserActor {
             event: true,
             text: None,
         });
-        self.relay_classified(net, msg, None, classified);
+        self.relay_classified(net, msg, None, classified, None);
     }
 
     /// Relay a message that is not history (it keeps its place in the
     /// order of everything relayed before it).
     pub(crate) fn relay_unstored(&mut self, net: i64, msg: Message) {
-        self.relay_classified(net, msg, None, None);
+        self.relay_classified(net, msg, None, None, None);
     }
 
     fn relay_classified(
@@ -65,7 +94,9 @@ impl UserActor {
         mut msg: Message,
         except: Option<ClientId>,
         classified: Option<Classified>,
+        route: Option<crate::user::route::Route>,
     ) {
+        let route = route.or_else(|| self.current_route.clone());
         if msg.tag("time").is_none() {
             msg.set_tag("time", crate::proto::time::now_server_time());
         }
@@ -122,6 +153,8 @@ impl UserActor {
             except,
             only: None,
             stored,
+            route,
+            implicit_names: self.relaying_implicit_names,
         });
         self.flush_outbox(net_id);
     }
@@ -129,6 +162,15 @@ impl UserActor {
     /// Send a reply to one client behind everything it is still owed: the
     /// messages waiting in its network's outbox and its held backlog.
     pub(crate) fn send_ordered(&mut self, id: ClientId, msg: Message) {
+        // A labeled command's answer that has to wait carries the label.
+        let route = self.defer_label(id).map(|label| crate::user::route::Route {
+            client: id,
+            label: Some(label),
+            exclusive: true,
+            echo: false,
+            batch: None,
+            batch_forwarded: false,
+        });
         let Some(client) = self.clients.get(&id) else {
             return;
         };
@@ -137,6 +179,8 @@ impl UserActor {
             except: None,
             only: Some(id),
             stored: Vec::new(),
+            route,
+            implicit_names: false,
         };
         if let Some(net) = client.network.and_then(|n| self.networks.get_mut(&n))
             && !net.history.outbox.is_empty()
@@ -185,7 +229,10 @@ impl UserActor {
     /// Send a durable message to the network's clients, except to detached
     /// channels, whose messages may become BouncerServ notices instead.
     fn deliver_outgoing(&mut self, net_id: i64, out: Arc<Outgoing>) {
-        if let Some(id) = out.only {
+        if let Some(id) = out
+            .only
+            .or_else(|| out.route.as_ref().filter(|r| r.exclusive).map(|r| r.client))
+        {
             self.deliver_to_client(id, &out, &[]);
             return;
         }
@@ -227,6 +274,9 @@ impl UserActor {
             }
             return;
         }
+        if out.implicit_names && !client.implicit_names() {
+            return;
+        }
         if client.cursor.tracked {
             for ((target, seq), hidden) in out.stored.iter().zip(detached) {
                 if !hidden {
@@ -235,7 +285,15 @@ impl UserActor {
                 }
             }
         }
-        self.send_to(id, &out.msg);
+        match &out.route {
+            Some(route) => {
+                let has_echo = client.has_cap("echo-message");
+                if let Some(msg) = route.present(id, has_echo, &out.msg) {
+                    self.send_now(id, &msg);
+                }
+            }
+            None => self.send_now(id, &out.msg),
+        }
     }
 
     /// Release a client's held messages once its backlog is out.

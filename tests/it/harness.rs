@@ -602,7 +602,8 @@ impl TestClient {
 #[derive(Clone, Debug)]
 pub struct FakeServerOptions {
     /// Offered in `CAP LS`, e.g. `"server-time"`, `"sasl=PLAIN"`. Default:
-    /// none.
+    /// `message-tags` (which tether passes on to clients only while the
+    /// network has it).
     pub caps: Vec<String>,
     /// RPL_ISUPPORT tokens.
     pub isupport: Vec<String>,
@@ -618,7 +619,7 @@ pub struct FakeServerOptions {
 impl Default for FakeServerOptions {
     fn default() -> Self {
         FakeServerOptions {
-            caps: Vec::new(),
+            caps: vec!["message-tags".to_string()],
             isupport: [
                 "CASEMAPPING=rfc1459",
                 "CHANTYPES=#",

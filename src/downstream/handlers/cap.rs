@@ -4,9 +4,9 @@
 
 use std::collections::HashSet;
 
-use crate::downstream::{OFFERED_CAPS, cap_value};
+use crate::downstream::capset::{self, CapValues};
 use crate::proto::Message;
-use crate::proto::caps::{pack_cap_lines, parse_cap_list};
+use crate::proto::caps::parse_cap_list;
 
 /// Negotiation state of one client.
 pub struct CapState<'a> {
@@ -15,17 +15,8 @@ pub struct CapState<'a> {
     /// True while negotiation holds registration open (between `CAP LS` or
     /// `CAP REQ` and `CAP END`).
     pub negotiating: &'a mut bool,
-}
-
-/// The `CAP LS` tokens for a protocol version.
-fn ls_tokens(version: u32) -> Vec<String> {
-    OFFERED_CAPS
-        .iter()
-        .map(|cap| match (version >= 302, cap_value(cap)) {
-            (true, Some(v)) => format!("{cap}={v}"),
-            _ => (*cap).to_string(),
-        })
-        .collect()
+    /// The passthrough capabilities this client has been told about.
+    pub offered: &'a mut CapValues,
 }
 
 impl crate::user::UserActor {
@@ -34,6 +25,7 @@ impl crate::user::UserActor {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
+        let available = capset::available(client.network.and_then(|n| self.networks.get(&n)));
         let mut negotiating = false;
         let nick = client.nick.clone();
         let replies = handle(
@@ -41,8 +33,9 @@ impl crate::user::UserActor {
                 caps: &mut client.caps,
                 version: &mut client.cap_version,
                 negotiating: &mut negotiating,
+                offered: &mut client.offered,
             },
-            true,
+            Some(&available),
             &nick,
             msg,
         );
@@ -60,7 +53,15 @@ impl crate::user::UserActor {
 }
 
 /// Handle one `CAP` message; returns the replies (without source).
-pub fn handle(state: CapState<'_>, registered: bool, nick: &str, msg: &Message) -> Vec<Message> {
+/// `available` is the bound network's passthrough capabilities once the
+/// client is registered, `None` while it is still registering.
+pub fn handle(
+    state: CapState<'_>,
+    available: Option<&CapValues>,
+    nick: &str,
+    msg: &Message,
+) -> Vec<Message> {
+    let registered = available.is_some();
     let nick = if nick.is_empty() { "*" } else { nick };
     let sub = msg.param(0).unwrap_or("").to_ascii_uppercase();
     match sub.as_str() {
@@ -79,19 +80,12 @@ pub fn handle(state: CapState<'_>, registered: bool, nick: &str, msg: &Message) 
             if !registered {
                 *state.negotiating = true;
             }
-            let lines = pack_cap_lines(&ls_tokens(*state.version), 400);
-            let last = lines.len().saturating_sub(1);
-            lines
-                .into_iter()
-                .enumerate()
-                .map(|(i, line)| {
-                    if i < last && *state.version >= 302 {
-                        Message::new("CAP", [nick, "LS", "*", &line])
-                    } else {
-                        Message::new("CAP", [nick, "LS", &line])
-                    }
-                })
-                .collect()
+            *state.offered = match available {
+                Some(now) => now.clone(),
+                None => capset::optimistic(*state.version),
+            };
+            let tokens = capset::ls_tokens(*state.version, state.offered);
+            capset::cap_lines(nick, "LS", *state.version, &tokens)
         }
         "LIST" => {
             let mut enabled: Vec<&str> = state.caps.iter().map(String::as_str).collect();
@@ -110,7 +104,13 @@ pub fn handle(state: CapState<'_>, registered: bool, nick: &str, msg: &Message) 
                 && requested.iter().all(|(name, _)| {
                     let name = name.strip_prefix('-').unwrap_or(name);
                     // cap-notify cannot be disabled once CAP LS 302 was used.
-                    OFFERED_CAPS.contains(&name)
+                    let allowed = match available {
+                        Some(now) => capset::requestable(name, now),
+                        None => {
+                            capset::ALWAYS.contains(&name) || capset::PASSTHROUGH.contains(&name)
+                        }
+                    };
+                    allowed
                         && !(name == "cap-notify"
                             && *state.version >= 302
                             && list.contains("-cap-notify"))
@@ -150,8 +150,9 @@ mod tests {
                 caps,
                 version,
                 negotiating: &mut negotiating,
+                offered: &mut CapValues::new(),
             },
-            false,
+            None,
             "nick",
             &msg,
         )
@@ -165,11 +166,19 @@ mod tests {
         let mut caps = HashSet::new();
         let mut v = 0;
         let out = run(&mut caps, &mut v, "CAP LS 302");
-        assert_eq!(out.len(), 1);
-        assert!(out[0].contains("sasl=PLAIN"));
+        // The full list no longer fits one line: 302 gets continuations.
+        assert!(out.len() > 1);
+        assert!(out[..out.len() - 1].iter().all(|l| l.contains(" LS * ")));
+        assert!(out.iter().any(|l| l.contains("sasl=PLAIN")));
+        assert!(out.iter().any(|l| l.contains("message-tags")));
         assert!(caps.contains("cap-notify"));
         let out = run(&mut HashSet::new(), &mut 0, "CAP LS");
+        assert_eq!(out.len(), 1, "pre-302 clients get one line");
         assert!(out[0].contains("sasl") && !out[0].contains("sasl="));
+        assert!(
+            !out[0].contains("message-tags"),
+            "no passthrough before 302"
+        );
     }
 
     #[test]

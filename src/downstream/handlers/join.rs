@@ -12,7 +12,7 @@ impl UserActor {
             return;
         };
         let Some(channels) = msg.param(0).map(str::to_string) else {
-            self.send_upstream(id, net_id, &msg);
+            self.forward_labeled(id, net_id, &msg);
             return;
         };
         let keys: Vec<String> = msg
@@ -46,7 +46,7 @@ impl UserActor {
             return;
         }
         if forward.len() == channels.split(',').count() {
-            self.send_upstream(id, net_id, &msg);
+            self.forward_labeled(id, net_id, &msg);
             return;
         }
         let mut params = vec![
@@ -66,6 +66,6 @@ impl UserActor {
             );
         }
         let upstream = Message { params, ..msg };
-        self.send_upstream(id, net_id, &upstream);
+        self.forward_labeled(id, net_id, &upstream);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod cap;
 mod chathistory;
+mod isupport;
 mod join;
 mod markread;
 mod nick;
@@ -11,9 +12,11 @@ mod part;
 mod ping;
 mod privmsg;
 mod quit;
+mod register;
 mod registered;
 mod relay;
 mod search;
+mod setname;
 
 use crate::downstream::ClientId;
 use crate::proto::{Message, numeric};
@@ -55,6 +58,12 @@ impl UserActor {
     }
 
     async fn on_client_message(&mut self, id: ClientId, msg: Message) {
+        self.begin_label(id, &msg);
+        self.dispatch_client_message(id, msg).await;
+        self.end_label();
+    }
+
+    async fn dispatch_client_message(&mut self, id: ClientId, msg: Message) {
         let Some(client) = self.clients.get(&id) else {
             return;
         };
@@ -74,6 +83,9 @@ impl UserActor {
             "PASS" | "USER" | "AUTHENTICATE" => self.on_client_reregister(id, &msg),
             "PRIVMSG" | "NOTICE" | "TAGMSG" => self.on_client_privmsg(id, msg).await,
             "NICK" => self.on_client_nick(id, msg),
+            "SETNAME" => self.on_client_setname(id, msg).await,
+            "ISUPPORT" => self.on_client_isupport(id),
+            "REGISTER" | "VERIFY" => self.on_client_register(id, msg),
             "JOIN" if bound.is_some() => self.on_client_join(id, msg),
             _ => self.relay_client_command(id, msg),
         }

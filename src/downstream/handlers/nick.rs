@@ -25,7 +25,7 @@ impl UserActor {
         };
         match client.network {
             Some(net_id) => {
-                self.send_upstream(id, net_id, &msg);
+                self.forward_labeled(id, net_id, &msg);
             }
             None => {
                 let old = std::mem::replace(&mut client.nick, new.clone());

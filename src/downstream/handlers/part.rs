@@ -29,6 +29,6 @@ impl UserActor {
         for channel in &channels {
             self.stop_detach_timer(net_id, channel);
         }
-        self.send_upstream(id, net_id, &msg);
+        self.forward_labeled(id, net_id, &msg);
     }
 }

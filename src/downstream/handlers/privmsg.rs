@@ -1,7 +1,9 @@
 //! `PRIVMSG`, `NOTICE` and `TAGMSG` from a client: messages to BouncerServ
 //! run a service command; everything else is relayed to the network and
 //! echoed to the user's other clients (and to the sender when it asked for
-//! echo-message), through the same path as upstream messages.
+//! echo-message), through the same path as upstream messages. The echo is
+//! the server's when it has echo-message (with labeled-response, so that
+//! tether knows which client sent it), and made by tether otherwise.
 
 use crate::downstream::ClientId;
 use crate::proto::{Message, numeric};
@@ -60,7 +62,12 @@ impl UserActor {
             // Without message-tags upstream a TAGMSG would arrive empty.
             return;
         }
-        if !self.send_upstream(id, net_id, &msg) {
+        // The server's own echo, when it sends one, is what the user's
+        // clients (and the history) get: it has the real msgid and time.
+        let upstream_echoes = self.networks.get(&net_id).is_some_and(|n| {
+            n.caps_enabled.contains("echo-message") && n.caps_enabled.contains("labeled-response")
+        });
+        if !self.forward_labeled(id, net_id, &msg) || upstream_echoes {
             return;
         }
         let Some(net) = self.networks.get(&net_id) else {
@@ -68,7 +75,7 @@ impl UserActor {
         };
         let mut echo = msg;
         echo.source = Some(net.own_source());
-        let except = if echo_self { None } else { Some(id) };
-        self.relay_to_clients(net_id, echo, except);
+        echo.remove_tag("label");
+        self.relay_echo(net_id, echo, id);
     }
 }

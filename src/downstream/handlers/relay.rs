@@ -1,5 +1,7 @@
 //! Commands tether does not handle itself go to the client's network as
-//! they are. On the bouncer connection there is no network to send them to.
+//! they are (labeled so that the answer finds the client, and LIST, WHO
+//! and WHOIS queued per kind; see [`crate::user::route`]). On the bouncer
+//! connection there is no network to send them to.
 
 use crate::downstream::ClientId;
 use crate::proto::{Message, numeric};
@@ -15,7 +17,12 @@ impl UserActor {
             );
             return;
         };
-        self.send_upstream(id, net_id, &msg);
+        match crate::user::route::ReplyKind::of_command(&msg.command) {
+            Some(kind) => self.forward_queued(id, net_id, kind, msg),
+            None => {
+                self.forward_labeled(id, net_id, &msg);
+            }
+        }
     }
 
     /// Send a client's message to its network, telling the client when

@@ -10,11 +10,16 @@ use crate::user::network::{LinkState, Network};
 
 /// The capabilities to request from what `offered` lists.
 fn to_request(net: &Network, offered: &[(String, Option<String>)]) -> Vec<String> {
+    let labels = net.caps_enabled.contains("labeled-response")
+        || offered.iter().any(|(name, _)| name == "labeled-response")
+        || net.caps_offered.contains_key("labeled-response");
     offered
         .iter()
         .filter(|(name, _)| {
             !net.caps_enabled.contains(name)
-                && (WANTED_CAPS.contains(&name.as_str()) || (name == "sasl" && wants_sasl(net)))
+                && (WANTED_CAPS.contains(&name.as_str())
+                    || (name == "echo-message" && labels)
+                    || (name == "sasl" && wants_sasl(net)))
         })
         .map(|(name, _)| name.clone())
         .collect()
@@ -79,6 +84,7 @@ impl UserActor {
                         end_negotiation(net);
                     }
                 }
+                self.sync_network_caps(net_id);
             }
             "NAK"
                 if net.state == LinkState::Registering
@@ -104,6 +110,13 @@ impl UserActor {
                     net.caps_offered.remove(&name);
                     net.caps_enabled.remove(&name);
                 }
+                // Echoes can no longer be told apart without labels.
+                if !net.caps_enabled.contains("labeled-response")
+                    && net.caps_enabled.contains("echo-message")
+                {
+                    net.send_priority("CAP REQ -echo-message");
+                }
+                self.sync_network_caps(net_id);
             }
             _ => {}
         }

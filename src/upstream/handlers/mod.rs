@@ -17,6 +17,7 @@ mod part;
 mod ping;
 mod quit;
 mod refused;
+mod register;
 mod sasl;
 mod topic;
 mod welcome;
@@ -25,18 +26,28 @@ use crate::proto::Message;
 use crate::user::UserActor;
 use crate::user::network::LinkState;
 
-/// Capabilities tether asks every server for, when offered.
+/// Capabilities tether asks every server for, when offered. `echo-message`
+/// is asked for separately: only together with `labeled-response`, which
+/// tells tether which client an echo belongs to.
 pub const WANTED_CAPS: &[&str] = &[
     "account-notify",
+    "account-tag",
     "away-notify",
     "batch",
     "cap-notify",
     "chghost",
+    "draft/account-registration",
+    "draft/extended-monitor",
+    "draft/message-redaction",
     "extended-join",
+    "extended-monitor",
+    "invite-notify",
+    "labeled-response",
     "message-tags",
     "multi-prefix",
     "server-time",
     "setname",
+    "userhost-in-names",
 ];
 
 impl UserActor {
@@ -48,6 +59,16 @@ impl UserActor {
             // Nobody on a network may pose as the bouncer's service.
             return;
         }
+        let mut msg = msg;
+        match self.route_upstream(net_id, &mut msg) {
+            crate::user::route::Decision::Drop => return,
+            crate::user::route::Decision::Relay(route) => self.current_route = route,
+        }
+        self.dispatch_upstream_message(net_id, msg);
+        self.current_route = None;
+    }
+
+    fn dispatch_upstream_message(&mut self, net_id: i64, msg: Message) {
         match msg.command.as_str() {
             "PING" => self.on_upstream_ping(net_id, &msg),
             "PONG" => {}
@@ -62,6 +83,7 @@ impl UserActor {
             "432" | "433" | "436" | "437" => self.on_upstream_nick_error(net_id, msg),
             "464" | "465" => self.on_upstream_refused(net_id, msg),
             "ERROR" => self.on_upstream_error(net_id, &msg),
+            "REGISTER" | "VERIFY" => self.on_upstream_register(net_id, msg),
             "JOIN" => self.on_upstream_join(net_id, msg),
             "PART" => self.on_upstream_part(net_id, msg),
             "KICK" => self.on_upstream_kick(net_id, msg),

@@ -11,6 +11,12 @@ impl UserActor {
         let Some(net) = self.networks.get_mut(&net_id) else {
             return;
         };
+        // The NAMES that follows our JOIN is implicit; one a client asks
+        // for later is not.
+        let implicit = msg
+            .param(if msg.command == "353" { 2 } else { 1 })
+            .and_then(|c| net.channels.get(c))
+            .is_some_and(|c| !c.synced);
         let symbols = net.prefix_symbols();
         let mapping = net.casemapping;
         if msg.command == "353" {
@@ -31,11 +37,14 @@ impl UserActor {
                     pending.insert(source_nick(rest), prefixes.to_string());
                 }
             }
-        } else if let Some(ch) = msg.param(1).and_then(|c| net.channels.get_mut(c))
-            && let Some(members) = ch.names_pending.take()
-        {
-            ch.members = members;
+        } else if let Some(ch) = msg.param(1).and_then(|c| net.channels.get_mut(c)) {
+            if let Some(members) = ch.names_pending.take() {
+                ch.members = members;
+            }
+            ch.synced = true;
         }
+        self.relaying_implicit_names = implicit;
         self.relay_upstream(net_id, msg);
+        self.relaying_implicit_names = false;
     }
 }
