@@ -15,6 +15,7 @@ mod chathistory;
 mod crash;
 mod history;
 mod interop;
+mod interop_ircv3;
 mod limits;
 mod reconnect;
 mod registration;
