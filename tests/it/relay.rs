@@ -138,3 +138,52 @@ async fn tagmsg_reaches_only_networks_with_message_tags() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_for_a_joined_channel_is_answered_by_tether_for_the_asker_only() {
+    let mut s = Setup::with_options(FakeServerOptions {
+        caps: vec!["multi-prefix".into()],
+        ..Default::default()
+    })
+    .await;
+    let mut phone = s.client("phone", &["multi-prefix"]).await;
+    let mut laptop = s.client("laptop", &[]).await;
+    s.join(&mut phone, "#chan", None, &["@+op", "bob"]).await;
+    let nick = s.conn.nick.clone();
+    expect_own_join(&mut laptop, &nick, "#chan").await;
+    laptop.sync().await;
+
+    phone.send("NAMES #chan").await;
+    let names = phone
+        .expect("353 for #chan", |m| {
+            m.command == "353" && m.param(2) == Some("#chan")
+        })
+        .await;
+    let entries: Vec<&str> = names.params[3].split(' ').collect();
+    assert!(
+        entries.contains(&"@+op"),
+        "all prefixes with multi-prefix: {names}"
+    );
+    assert!(entries.contains(&"bob"), "{names}");
+    phone
+        .expect("366 for #chan", |m| {
+            m.command == "366" && m.param(1) == Some("#chan")
+        })
+        .await;
+    // Neither the server nor the other client hears of it.
+    s.conn
+        .sync_expect_none("NAMES sent upstream", |m| m.command == "NAMES")
+        .await;
+    laptop
+        .sync_expect_none("NAMES reply on the other client", |m| {
+            m.command == "353" || m.command == "366"
+        })
+        .await;
+    // A channel tether is not in is the server's business.
+    phone.send("NAMES #elsewhere").await;
+    let up = s
+        .conn
+        .expect("NAMES upstream", |m| m.command == "NAMES")
+        .await;
+    assert_eq!(up.param(0), Some("#elsewhere"), "{up}");
+}

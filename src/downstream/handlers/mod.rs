@@ -7,6 +7,7 @@ mod chathistory;
 mod isupport;
 mod join;
 mod markread;
+mod names;
 mod nick;
 mod part;
 mod ping;
@@ -87,6 +88,7 @@ impl UserActor {
             "ISUPPORT" => self.on_client_isupport(id),
             "REGISTER" | "VERIFY" => self.on_client_register(id, msg),
             "JOIN" if bound.is_some() => self.on_client_join(id, msg),
+            "NAMES" => self.on_client_names(id, msg),
             _ => self.relay_client_command(id, msg),
         }
     }
