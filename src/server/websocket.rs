@@ -75,16 +75,12 @@ where
     // The callback's signature is tungstenite's: its error is the HTTP
     // response sent instead of the upgrade.
     #[allow(clippy::result_large_err)]
-    let callback = |request: &Request, mut response: Response| match upgrade(
-        origins,
-        request,
-        &mut response,
-    ) {
-        Ok(chosen) => {
-            framing = chosen;
-            Ok(response)
-        }
-        Err(Refused::Origin) => Err(refusal(StatusCode::FORBIDDEN, "Origin not allowed\n")),
+    let callback = |request: &Request, mut response: Response| {
+        let chosen = upgrade(origins, request, &mut response).map_err(|refused| match refused {
+            Refused::Origin => refusal(StatusCode::FORBIDDEN, "Origin not allowed\n"),
+        })?;
+        framing = chosen;
+        Ok(response)
     };
     let config = WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
@@ -106,12 +102,7 @@ where
     let (client_side, bridge_side) = tokio::io::duplex(PIPE_BUFFER);
     let (read, write) = tokio::io::split(client_side);
     tokio::join!(
-        crate::downstream::registration::serve(
-            shared.clone(),
-            Box::new(read),
-            Box::new(write),
-            remote
-        ),
+        crate::downstream::registration::serve(shared, Box::new(read), Box::new(write), remote),
         bridge(ws, bridge_side, framing),
     );
 }
