@@ -46,7 +46,8 @@ fn main() -> anyhow::Result<()> {
         let listener = Listener::parse(uri).map_err(|e| anyhow::anyhow!("--listen {uri}: {e}"))?;
         if listener.needs_tls() && config.tls.is_none() {
             anyhow::bail!(
-                "--listen {uri}: an ircs listener needs a tls directive in the configuration"
+                "--listen {uri}: a {} listener needs a tls directive in the configuration",
+                listener.scheme()
             );
         }
         config.listeners.push(listener);

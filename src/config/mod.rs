@@ -9,7 +9,8 @@
 //! | directive | meaning |
 //! |-----------|---------|
 //! | `listen <uri>` | add a listener (repeatable), see [`Listener::parse`] |
-//! | `tls <cert> <key>` | PEM certificate chain and private key for `ircs` listeners |
+//! | `tls <cert> <key>` | PEM certificate chain and private key for `ircs` and `wss` listeners |
+//! | `http-origin <pattern>...` | origins allowed to open WebSocket connections (repeatable; `*` globs) |
 //! | `hostname <name>` | server name announced to clients |
 //! | `title <text>` | human-readable server title |
 //! | `db sqlite3 <path>` | database location |
@@ -35,6 +36,12 @@ use scfg::{Directive, ScfgError};
 pub const DEFAULT_IRCS_PORT: u16 = 6697;
 /// Default port of `irc://` and `irc+insecure://` listeners.
 pub const DEFAULT_IRC_PORT: u16 = 6667;
+/// Default port of `wss://` listeners: the standard port of the `wss` URI
+/// scheme, which is what a browser dials for `wss://host`.
+pub const DEFAULT_WSS_PORT: u16 = 443;
+/// Default port of `ws://` and `ws+insecure://` listeners: the standard
+/// port of the `ws` URI scheme.
+pub const DEFAULT_WS_PORT: u16 = 80;
 /// Socket path used by `unix+admin://` when none is given.
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/tether/admin";
 /// Default of `max-connections`.
@@ -70,6 +77,26 @@ pub enum Listener {
         /// `host:port` suitable for `TcpListener::bind`.
         addr: String,
     },
+    /// `wss://[host][:port]`: IRC over WebSocket over TLS. Default port
+    /// [`DEFAULT_WSS_PORT`], default host `0.0.0.0`. Requires a `tls`
+    /// directive.
+    Wss {
+        /// `host:port` suitable for `TcpListener::bind`.
+        addr: String,
+    },
+    /// `ws://localhost[:port]`: IRC over plaintext WebSocket, loopback only
+    /// (meant for a TLS-terminating reverse proxy on the same machine).
+    /// Default port [`DEFAULT_WS_PORT`].
+    Ws {
+        /// `host:port` suitable for `TcpListener::bind`.
+        addr: String,
+    },
+    /// `ws+insecure://[host][:port]`: IRC over plaintext WebSocket on any
+    /// interface. Default port [`DEFAULT_WS_PORT`], default host `0.0.0.0`.
+    WsInsecure {
+        /// `host:port` suitable for `TcpListener::bind`.
+        addr: String,
+    },
     /// `unix:///path` (absolute) or `unix://path` (relative): IRC over a
     /// unix domain socket.
     Unix {
@@ -94,38 +121,24 @@ impl Listener {
             None => ("ircs".to_string(), uri),
         };
         match scheme.as_str() {
-            "ircs" => {
-                let (host, port) = split_host_port(rest)?;
-                let host = host.unwrap_or_else(|| Ipv4Addr::UNSPECIFIED.to_string());
-                Ok(Listener::Ircs {
-                    addr: format!("{host}:{}", port.unwrap_or(DEFAULT_IRCS_PORT)),
-                })
-            }
-            "irc" => {
-                let (host, port) = split_host_port(rest)?;
-                let host = match host.as_deref() {
-                    Some(h) if h.eq_ignore_ascii_case("localhost") => {
-                        Ipv4Addr::LOCALHOST.to_string()
-                    }
-                    Some(h) if is_loopback(h) => h.to_string(),
-                    _ => {
-                        return Err(format!(
-                            "irc:// listener {uri:?} must be on localhost, 127.0.0.1 or [::1] \
-                             (use ircs:// or irc+insecure:// for other hosts)"
-                        ));
-                    }
-                };
-                Ok(Listener::Irc {
-                    addr: format!("{host}:{}", port.unwrap_or(DEFAULT_IRC_PORT)),
-                })
-            }
-            "irc+insecure" => {
-                let (host, port) = split_host_port(rest)?;
-                let host = host.unwrap_or_else(|| Ipv4Addr::UNSPECIFIED.to_string());
-                Ok(Listener::IrcInsecure {
-                    addr: format!("{host}:{}", port.unwrap_or(DEFAULT_IRC_PORT)),
-                })
-            }
+            "ircs" => Ok(Listener::Ircs {
+                addr: any_addr(rest, DEFAULT_IRCS_PORT)?,
+            }),
+            "irc" => Ok(Listener::Irc {
+                addr: loopback_addr(uri, rest, DEFAULT_IRC_PORT, "ircs:// or irc+insecure://")?,
+            }),
+            "irc+insecure" => Ok(Listener::IrcInsecure {
+                addr: any_addr(rest, DEFAULT_IRC_PORT)?,
+            }),
+            "wss" => Ok(Listener::Wss {
+                addr: any_addr(rest, DEFAULT_WSS_PORT)?,
+            }),
+            "ws" => Ok(Listener::Ws {
+                addr: loopback_addr(uri, rest, DEFAULT_WS_PORT, "wss:// or ws+insecure://")?,
+            }),
+            "ws+insecure" => Ok(Listener::WsInsecure {
+                addr: any_addr(rest, DEFAULT_WS_PORT)?,
+            }),
             "unix" => {
                 if rest.is_empty() {
                     return Err(format!("unix:// listener {uri:?} has no socket path"));
@@ -146,15 +159,64 @@ impl Listener {
             }
             other => Err(format!(
                 "unknown listener scheme {other:?} in {uri:?} \
-                 (expected ircs, irc, irc+insecure, unix or unix+admin)"
+                 (expected ircs, irc, irc+insecure, wss, ws, ws+insecure, unix or unix+admin)"
             )),
         }
     }
 
     /// Whether this listener needs a TLS certificate.
     pub fn needs_tls(&self) -> bool {
-        matches!(self, Listener::Ircs { .. })
+        matches!(self, Listener::Ircs { .. } | Listener::Wss { .. })
     }
+
+    /// Whether clients of this listener speak IRC over WebSocket.
+    pub fn is_websocket(&self) -> bool {
+        matches!(
+            self,
+            Listener::Wss { .. } | Listener::Ws { .. } | Listener::WsInsecure { .. }
+        )
+    }
+
+    /// The URI scheme, as written in a `listen` directive.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Listener::Ircs { .. } => "ircs",
+            Listener::Irc { .. } => "irc",
+            Listener::IrcInsecure { .. } => "irc+insecure",
+            Listener::Wss { .. } => "wss",
+            Listener::Ws { .. } => "ws",
+            Listener::WsInsecure { .. } => "ws+insecure",
+            Listener::Unix { .. } => "unix",
+            Listener::UnixAdmin { .. } => "unix+admin",
+        }
+    }
+}
+
+/// `host:port` of a listener on any address: the host defaults to all
+/// interfaces.
+fn any_addr(rest: &str, default_port: u16) -> Result<String, String> {
+    let (host, port) = split_host_port(rest)?;
+    let host = host.unwrap_or_else(|| Ipv4Addr::UNSPECIFIED.to_string());
+    Ok(format!("{host}:{}", port.unwrap_or(default_port)))
+}
+
+/// `host:port` of a plaintext listener that must stay on loopback
+/// (`localhost` is taken as `127.0.0.1`); `others` names the schemes to
+/// use instead for other hosts.
+fn loopback_addr(uri: &str, rest: &str, default_port: u16, others: &str) -> Result<String, String> {
+    let (host, port) = split_host_port(rest)?;
+    let host = match host.as_deref() {
+        Some(h) if h.eq_ignore_ascii_case("localhost") => Ipv4Addr::LOCALHOST.to_string(),
+        Some(h) if is_loopback(h) => h.to_string(),
+        _ => {
+            let scheme = uri.split_once("://").map_or("", |(s, _)| s);
+            return Err(format!(
+                "{scheme}:// listener {uri:?} must be on localhost, 127.0.0.1 or [::1] \
+                 (use {others} for other hosts)"
+            ));
+        }
+    };
+    Ok(format!("{host}:{}", port.unwrap_or(default_port)))
 }
 
 impl fmt::Display for Listener {
@@ -163,6 +225,9 @@ impl fmt::Display for Listener {
             Listener::Ircs { addr } => write!(f, "ircs://{addr}"),
             Listener::Irc { addr } => write!(f, "irc://{addr}"),
             Listener::IrcInsecure { addr } => write!(f, "irc+insecure://{addr}"),
+            Listener::Wss { addr } => write!(f, "wss://{addr}"),
+            Listener::Ws { addr } => write!(f, "ws://{addr}"),
+            Listener::WsInsecure { addr } => write!(f, "ws+insecure://{addr}"),
             Listener::Unix { path } => write!(f, "unix://{}", path.display()),
             Listener::UnixAdmin { path } => write!(f, "unix+admin://{}", path.display()),
         }
@@ -261,6 +326,10 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// `tls <cert> <key>`.
     pub tls: Option<TlsConfig>,
+    /// Every `http-origin` pattern, in order. Empty means none was given:
+    /// WebSocket requests from browsers are then only accepted from the
+    /// origin whose host is the one the request was sent to.
+    pub http_origins: Vec<String>,
     /// `hostname`; defaults to the machine's hostname, else `localhost`.
     pub hostname: String,
     /// `title`.
@@ -317,6 +386,7 @@ impl Default for Config {
         Config {
             listeners: Vec::new(),
             tls: None,
+            http_origins: Vec::new(),
             hostname: default_hostname(),
             title: None,
             db_path: PathBuf::from(DEFAULT_DB_PATH),
@@ -384,16 +454,16 @@ impl Config {
             config: Config::default(),
             errors: Vec::new(),
             seen: Vec::new(),
-            ircs_lines: Vec::new(),
+            tls_lines: Vec::new(),
         };
         for d in &directives {
             builder.directive(d);
         }
         if builder.config.tls.is_none() {
-            for line in std::mem::take(&mut builder.ircs_lines) {
+            for (line, scheme) in std::mem::take(&mut builder.tls_lines) {
                 builder.errors.push(ScfgError {
                     line,
-                    message: "ircs listener requires a \"tls\" directive".into(),
+                    message: format!("{scheme} listener requires a \"tls\" directive"),
                 });
             }
         }
@@ -413,8 +483,8 @@ struct Builder {
     errors: Vec<ScfgError>,
     /// Singleton directives already seen, with their first line.
     seen: Vec<(&'static str, usize)>,
-    /// Lines of `listen` directives that need TLS.
-    ircs_lines: Vec<usize>,
+    /// Lines and schemes of `listen` directives that need TLS.
+    tls_lines: Vec<(usize, &'static str)>,
 }
 
 impl Builder {
@@ -480,6 +550,7 @@ impl Builder {
         let name: &'static str = match d.name.as_str() {
             "listen" => "listen",
             "tls" => "tls",
+            "http-origin" => "http-origin",
             "hostname" => "hostname",
             "title" => "title",
             "db" => "db",
@@ -503,7 +574,8 @@ impl Builder {
                 format!("directive \"{name}\" does not take a block"),
             );
         }
-        if name != "listen" && !self.singleton(name, d.line) {
+        let repeatable = matches!(name, "listen" | "http-origin");
+        if !repeatable && !self.singleton(name, d.line) {
             return;
         }
         match name {
@@ -514,11 +586,26 @@ impl Builder {
                 match Listener::parse(uri) {
                     Ok(l) => {
                         if l.needs_tls() {
-                            self.ircs_lines.push(d.line);
+                            self.tls_lines.push((d.line, l.scheme()));
                         }
                         self.config.listeners.push(l);
                     }
                     Err(e) => self.error(d.line, e),
+                }
+            }
+            "http-origin" => {
+                if d.params.is_empty() {
+                    self.error(
+                        d.line,
+                        "directive \"http-origin\" takes at least 1 parameter, got 0",
+                    );
+                }
+                for pattern in &d.params {
+                    if pattern.is_empty() || pattern.contains(char::is_whitespace) {
+                        self.error(d.line, format!("invalid origin pattern {pattern:?}"));
+                    } else {
+                        self.config.http_origins.push(pattern.clone());
+                    }
                 }
             }
             "tls" => {
@@ -1077,6 +1164,65 @@ motd /nonexistent/tether/motd.txt
     }
 
     #[test]
+    fn listener_websocket() {
+        let wss = |a: &str| Listener::Wss { addr: a.into() };
+        let ws = |a: &str| Listener::Ws { addr: a.into() };
+        let ins = |a: &str| Listener::WsInsecure { addr: a.into() };
+        assert_eq!(lp("wss://"), wss("0.0.0.0:443"));
+        assert_eq!(lp("WSS://example.org:8443"), wss("example.org:8443"));
+        assert_eq!(lp("wss://[::]"), wss("[::]:443"));
+        assert_eq!(lp("ws://localhost"), ws("127.0.0.1:80"));
+        assert_eq!(lp("ws://localhost:8080"), ws("127.0.0.1:8080"));
+        assert_eq!(lp("ws://[::1]:8080"), ws("[::1]:8080"));
+        assert_eq!(lp("ws+insecure://"), ins("0.0.0.0:80"));
+        assert_eq!(lp("ws+insecure://10.0.0.1:8080"), ins("10.0.0.1:8080"));
+        for bad in ["ws://", "ws://:8080", "ws://example.org", "ws://0.0.0.0:80"] {
+            let e = Listener::parse(bad).unwrap_err();
+            assert!(
+                e.contains("localhost") && e.contains("wss://"),
+                "{bad}: {e}"
+            );
+        }
+        for bad in ["wss://host/path", "ws+insecure://::1", "wss://host:x"] {
+            assert!(Listener::parse(bad).is_err(), "{bad} should fail");
+        }
+        assert!(lp("wss://").needs_tls());
+        assert!(!lp("ws://localhost").needs_tls());
+        assert!(lp("ws+insecure://").is_websocket());
+        assert!(!lp("ircs://").is_websocket());
+    }
+
+    #[test]
+    fn wss_requires_tls() {
+        let e = errs("listen wss://\nlisten ws://localhost:8080\nlisten ws+insecure://");
+        assert_eq!(
+            e,
+            vec![(1, "wss listener requires a \"tls\" directive".to_string())]
+        );
+        assert_eq!(ok("listen wss://:8443\ntls c k").listeners.len(), 1);
+    }
+
+    #[test]
+    fn http_origin_directive() {
+        let c = ok(
+            "http-origin https://app.example.org\nhttp-origin 'https://*.example.net' http://localhost:*",
+        );
+        assert_eq!(
+            c.http_origins,
+            vec![
+                "https://app.example.org".to_string(),
+                "https://*.example.net".into(),
+                "http://localhost:*".into()
+            ]
+        );
+        assert!(ok("").http_origins.is_empty());
+        let e = errs("http-origin\nhttp-origin \"a b\" ''");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].1.contains("at least 1 parameter"), "{e:?}");
+        assert!(e[1].1.contains("invalid origin pattern"), "{e:?}");
+    }
+
+    #[test]
     fn listener_unix() {
         assert_eq!(
             lp("unix:///tmp/t.sock"),
@@ -1132,6 +1278,9 @@ motd /nonexistent/tether/motd.txt
             "irc+insecure://:1",
             "unix:///a/b",
             "unix+admin://x",
+            "wss://[::]:8443",
+            "ws://localhost",
+            "ws+insecure://:1",
         ] {
             let l = lp(uri);
             assert_eq!(lp(&l.to_string()), l, "{uri}");

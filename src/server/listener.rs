@@ -1,5 +1,5 @@
-//! Binding listeners and their accept loops: TCP (plain or TLS), unix
-//! sockets for IRC, and the admin socket. Every accepted connection holds a
+//! Binding listeners and their accept loops: TCP (plain or TLS, IRC or
+//! WebSocket), unix sockets for IRC, and the admin socket. Every accepted connection holds a
 //! permit of the connection limit for its lifetime; one over the limit gets
 //! `ERROR` and is closed. Temporary accept errors (such as running out of
 //! file descriptors) back off instead of spinning.
@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -37,16 +37,20 @@ pub async fn bind(
 ) -> Result<(Bound, JoinHandle<()>), ServerError> {
     let limit = shared.connection_limit.clone();
     match &listener {
-        Listener::Ircs { addr } | Listener::Irc { addr } | Listener::IrcInsecure { addr } => {
+        Listener::Ircs { addr }
+        | Listener::Irc { addr }
+        | Listener::IrcInsecure { addr }
+        | Listener::Wss { addr }
+        | Listener::Ws { addr }
+        | Listener::WsInsecure { addr } => {
             let tcp = TcpListener::bind(addr)
                 .await
                 .map_err(|e| bind_error(&listener, e))?;
             let local = tcp.local_addr().map_err(|e| bind_error(&listener, e))?;
-            let scheme = listener.to_string();
-            let scheme = scheme.split("://").next().unwrap_or("irc");
-            tracing::info!("listening on {scheme}://{local}");
+            tracing::info!("listening on {}://{local}", listener.scheme());
             let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-            let task = tokio::spawn(accept_tcp(shared, tcp, acceptor, limit, tracker));
+            let websocket = listener.is_websocket();
+            let task = tokio::spawn(accept_tcp(shared, tcp, acceptor, websocket, limit, tracker));
             Ok((
                 Bound::Tcp {
                     listener,
@@ -141,6 +145,7 @@ async fn accept_tcp(
     shared: Arc<Shared>,
     tcp: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    websocket: bool,
     limit: Arc<Semaphore>,
     tracker: TaskTracker,
 ) {
@@ -155,30 +160,48 @@ async fn accept_tcp(
         tracker.spawn(async move {
             let _permit = permit;
             let remote = peer.to_string();
-            let (read, write): (BoxRead, BoxWrite) = match acceptor {
-                None => {
+            let Some(acceptor) = acceptor else {
+                if websocket {
+                    crate::server::websocket::serve(shared, stream, remote).await;
+                } else {
                     let (r, w) = stream.into_split();
-                    (Box::new(r), Box::new(w))
+                    crate::downstream::registration::serve(
+                        shared,
+                        Box::new(r),
+                        Box::new(w),
+                        remote,
+                    )
+                    .await;
                 }
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let (r, w) = tokio::io::split(tls);
-                            (Box::new(r), Box::new(w))
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(%remote, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%remote, "TLS handshake timed out");
-                            return;
-                        }
-                    }
+                return;
+            };
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%remote, "TLS handshake timed out");
+                    return;
                 }
             };
-            crate::downstream::registration::serve(shared, read, write, remote).await;
+            serve_stream(shared, tls, websocket, remote).await;
         });
+    }
+}
+
+/// Serve a client on a stream that is not split yet (TLS).
+async fn serve_stream<S>(shared: Arc<Shared>, stream: S, websocket: bool, remote: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if websocket {
+        crate::server::websocket::serve(shared, stream, remote).await;
+    } else {
+        let (r, w) = tokio::io::split(stream);
+        let (read, write): (BoxRead, BoxWrite) = (Box::new(r), Box::new(w));
+        crate::downstream::registration::serve(shared, read, write, remote).await;
     }
 }
 

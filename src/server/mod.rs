@@ -1,12 +1,15 @@
 //! The running bouncer: listeners and their accept loops ([`listener`]),
-//! TLS certificate reload ([`tls`]), the admin socket ([`admin`]), the
+//! WebSocket clients ([`websocket`], [`origin`]), TLS certificate reload
+//! ([`tls`]), the admin socket ([`admin`]), the
 //! state every task shares ([`Shared`]: configuration, database, the
 //! registry of user actors) and graceful shutdown.
 
 pub mod admin;
 pub mod listener;
+pub mod origin;
 pub mod retention;
 pub mod tls;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,7 +36,7 @@ pub enum ServerError {
     Tls(#[from] tls::TlsError),
     #[error("listen {uri}: {error}")]
     Bind { uri: String, error: std::io::Error },
-    #[error("an ircs:// listener needs a tls directive")]
+    #[error("an ircs:// or wss:// listener needs a tls directive")]
     NoTls,
     #[error("no listener configured")]
     NoListener,
@@ -127,11 +130,7 @@ impl Server {
         if config.listeners.is_empty() {
             return Err(ServerError::NoListener);
         }
-        let certs = if config
-            .listeners
-            .iter()
-            .any(|l| matches!(l, Listener::Ircs { .. }))
-        {
+        let certs = if config.listeners.iter().any(Listener::needs_tls) {
             let tls = config.tls.as_ref().ok_or(ServerError::NoTls)?;
             Some(tls::CertStore::load(&tls.cert, &tls.key)?)
         } else {
@@ -158,8 +157,15 @@ impl Server {
         let mut bound = Vec::new();
         let mut accept_tasks = vec![retention::spawn(shared.clone())];
         for listener in shared.config.listeners.clone() {
-            let tls_config = match (&listener, &certs) {
-                (Listener::Ircs { .. }, Some(store)) => Some(store.server_config()?),
+            let tls_config = match &certs {
+                Some(store) if listener.needs_tls() => {
+                    let alpn = if listener.is_websocket() {
+                        tls::ALPN_HTTP1
+                    } else {
+                        tls::ALPN_IRC
+                    };
+                    Some(store.server_config(alpn)?)
+                }
                 _ => None,
             };
             let (b, task) =
@@ -184,6 +190,14 @@ impl Server {
                 listener: Listener::Irc { .. } | Listener::IrcInsecure { .. },
                 addr,
             } => Some(*addr),
+            _ => None,
+        })
+    }
+
+    /// Bound address of the first WebSocket listener of any kind.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        self.bound.iter().find_map(|b| match b {
+            Bound::Tcp { listener, addr } if listener.is_websocket() => Some(*addr),
             _ => None,
         })
     }

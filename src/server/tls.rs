@@ -1,4 +1,4 @@
-//! TLS for `ircs` listeners: the certificate and key are loaded from PEM
+//! TLS for `ircs` and `wss` listeners: the certificate and key are loaded from PEM
 //! files into a resolver that can swap them at run time (SIGHUP), so a
 //! renewed certificate is served to new connections while established ones
 //! keep their session.
@@ -24,6 +24,13 @@ pub enum TlsError {
     #[error("TLS configuration: {0}")]
     Config(String),
 }
+
+/// ALPN protocol name of IRC over TLS.
+pub const ALPN_IRC: &[u8] = b"irc";
+/// ALPN protocol name offered by browsers for WebSocket over TLS (the
+/// upgrade is an HTTP/1.1 request). A server that only lists `irc` would
+/// fail their handshake, since a client's ALPN list must then overlap.
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// The current certificate, swappable.
 #[derive(Debug)]
@@ -78,14 +85,19 @@ impl CertStore {
         Ok(())
     }
 
-    /// A rustls server configuration serving this store's certificate.
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    /// A rustls server configuration serving this store's certificate,
+    /// announcing the ALPN protocol `alpn` (clients offering no ALPN are
+    /// accepted too).
+    pub fn server_config(
+        self: &Arc<Self>,
+        alpn: &[u8],
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"irc".to_vec()];
+        config.alpn_protocols = vec![alpn.to_vec()];
         Ok(Arc::new(config))
     }
 }

@@ -25,3 +25,4 @@ mod slow_client;
 mod smoke;
 mod tls_reload;
 mod upstream;
+mod websocket;
