@@ -10,8 +10,10 @@
 //! await a free slot, so a busy actor slows its own upstreams (TCP flow
 //! control) and clients, never anybody else's.
 
+pub mod bouncer_notify;
 mod detach;
 pub mod history;
+pub(crate) mod manage;
 pub mod network;
 mod relay;
 
@@ -153,6 +155,8 @@ pub struct UserActor {
     pub(crate) next_probe: u64,
     /// Generation counter of detach-after timers.
     pub(crate) next_timer: u64,
+    /// Network attributes last announced to `bouncer-networks-notify` clients.
+    pub(crate) announced: bouncer_notify::Announced,
 }
 
 /// A network as loaded from the database when its user starts.
@@ -184,6 +188,7 @@ pub fn spawn_user(
         commit_notify: Arc::new(Notify::new()),
         next_probe: 0,
         next_timer: 0,
+        announced: Default::default(),
     };
     for net in networks {
         actor.add_network(net.record, net.channels, net.history);
