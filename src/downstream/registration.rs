@@ -1,7 +1,7 @@
 //! A client connection from accept to attach: registration (CAP, PASS,
-//! NICK, USER, SASL PLAIN, `BOUNCER BIND`), authentication against the database, handing
-//! the client to its user's actor, and then pumping the client's lines to
-//! that actor until the connection ends.
+//! NICK, USER, SASL PLAIN, `BOUNCER BIND`), authentication against the
+//! database, handing the client to its user's actor, and then pumping the
+//! client's lines to that actor until the connection ends.
 
 use std::collections::HashSet;
 use std::sync::Arc;
