@@ -623,3 +623,26 @@ async fn upstream_loss_is_a_state_change_not_a_notice() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_enabled_after_registration_starts_with_the_list() {
+    let s = Setup::new().await;
+    let mut c = s
+        .tether
+        .connect_client("alice", None, None, "late", &["batch"])
+        .await;
+    c.sync_expect_none("BOUNCER lines before -notify", |m| m.command == "BOUNCER")
+        .await;
+    c.request_caps(&[NOTIFY]).await;
+    let seen = collect_until(&mut c.irc, "end of the network batch", |m| {
+        m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('-'))
+    })
+    .await;
+    let names: Vec<String> = seen
+        .iter()
+        .filter(|m| m.command == "BOUNCER" && m.param(0) == Some("NETWORK"))
+        .filter_map(|m| attrs(m.param(2).unwrap_or_default()).remove("name"))
+        .collect();
+    assert_eq!(names, ["fake"], "{}", c.transcript());
+    c.sync().await;
+}
