@@ -3,13 +3,21 @@
 
 use crate::downstream::{Attach, Downstream, burst};
 use crate::user::UserActor;
+use crate::user::bouncer_notify::NOTIFY_CAP;
 use crate::user::network::LinkState;
 
 impl UserActor {
     pub(crate) fn on_attach(&mut self, attach: Attach) {
-        let network = match &attach.network {
-            None => None,
-            Some(name) => match self.find_network(name) {
+        let network = match (&attach.network, attach.network_id) {
+            (_, Some(id)) if self.networks.contains_key(&id) => Some(id),
+            (_, Some(_)) => {
+                attach
+                    .writer
+                    .close(Some("ERROR :Unknown network ID".to_string()));
+                return;
+            }
+            (None, None) => None,
+            (Some(name), None) => match self.find_network(name) {
                 Some(id) => Some(id),
                 None => {
                     attach
@@ -54,6 +62,9 @@ impl UserActor {
         );
         for msg in &burst {
             self.send_to(id, msg);
+        }
+        if self.clients.get(&id).is_some_and(|c| c.has_cap(NOTIFY_CAP)) {
+            self.send_network_list(id);
         }
         if let Some(net) = network.and_then(|n| self.networks.get(&n)) {
             let status = match (&net.halted, net.state) {

@@ -45,12 +45,18 @@ fn network_isupport(net: &Network) -> Vec<String> {
             Isupport::encode_token("NETWORK", Some(net.name())),
         ];
     }
-    tokens.retain(|t| !t.starts_with("CHATHISTORY=") && !t.starts_with("MSGREFTYPES="));
+    // tether's own values replace the server's (a server that is itself a
+    // bouncer may send BOUNCER_NETID).
+    tokens.retain(|t| {
+        let name = t.split('=').next().unwrap_or_default();
+        !matches!(name, "CHATHISTORY" | "MSGREFTYPES" | "BOUNCER_NETID")
+    });
     tokens.push(format!(
         "CHATHISTORY={}",
         crate::downstream::history::MAX_HISTORY_LIMIT
     ));
     tokens.push("MSGREFTYPES=timestamp,msgid".to_string());
+    tokens.push(format!("BOUNCER_NETID={}", net.id()));
     tokens
 }
 
@@ -225,4 +231,68 @@ pub fn names_reply(host: &str, nick: &str, net: &Network, channel: &Channel) -> 
         .with_source(host),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::NetworkRecord;
+    use crate::user::history::NetHistory;
+
+    fn network(id: i64, upstream_tokens: &[&str]) -> Network {
+        let record = NetworkRecord {
+            id,
+            name: "libera".to_string(),
+            addr: "ircs://irc.libera.chat".to_string(),
+            ..NetworkRecord::default()
+        };
+        let mut net = Network::new(
+            record,
+            Vec::new(),
+            "alice",
+            NetHistory::new(Default::default(), 16),
+        );
+        let tokens: Vec<String> = upstream_tokens.iter().map(|t| t.to_string()).collect();
+        net.isupport.apply(&tokens);
+        net
+    }
+
+    #[test]
+    fn bouncer_connection_tokens() {
+        let config = Config {
+            title: Some("My Bouncer".to_string()),
+            ..Config::default()
+        };
+        let tokens = bouncer_isupport(&config);
+        for want in [
+            "CASEMAPPING=ascii",
+            "CHANTYPES=",
+            "BOT=B",
+            "NETWORK=My\\x20Bouncer",
+        ] {
+            assert!(tokens.iter().any(|t| t == want), "{want} in {tokens:?}");
+        }
+        assert!(!tokens.iter().any(|t| t.starts_with("BOUNCER_NETID")));
+    }
+
+    #[test]
+    fn bound_connection_has_its_network_id() {
+        let net = network(
+            42,
+            &["CASEMAPPING=rfc1459", "BOUNCER_NETID=7", "CHATHISTORY=50"],
+        );
+        let tokens = network_isupport(&net);
+        let netids: Vec<&String> = tokens
+            .iter()
+            .filter(|t| t.starts_with("BOUNCER_NETID"))
+            .collect();
+        assert_eq!(netids, ["BOUNCER_NETID=42"]);
+        assert!(!tokens.iter().any(|t| t == "CHATHISTORY=50"));
+        let fresh = network(3, &[]);
+        assert!(
+            network_isupport(&fresh)
+                .iter()
+                .any(|t| t == "BOUNCER_NETID=3")
+        );
+    }
 }

@@ -5,6 +5,8 @@
 
 pub mod attach;
 pub mod backlog;
+pub(crate) mod bind;
+pub mod bouncer_attrs;
 pub mod burst;
 pub mod capset;
 pub mod filter;
@@ -72,6 +74,8 @@ pub struct Attach {
     pub offered: capset::CapValues,
     /// The network named in the username (`user/network`), if any.
     pub network: Option<String>,
+    /// The network chosen with `BOUNCER BIND <id>`; it wins over `network`.
+    pub network_id: Option<i64>,
     /// The client name (`user@client`), if any.
     pub client_name: Option<String>,
     pub remote: String,

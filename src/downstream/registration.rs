@@ -1,7 +1,7 @@
 //! A client connection from accept to attach: registration (CAP, PASS,
-//! NICK, USER, SASL PLAIN), authentication against the database, handing
-//! the client to its user's actor, and then pumping the client's lines to
-//! that actor until the connection ends.
+//! NICK, USER, SASL PLAIN, `BOUNCER BIND`), authentication against the
+//! database, handing the client to its user's actor, and then pumping the
+//! client's lines to that actor until the connection ends.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::conn::{BoxRead, BoxWrite, LineReader, Writer, WriterOptions, spawn_writer};
-use crate::downstream::Attach;
 use crate::downstream::handlers::cap::{self, CapState};
+use crate::downstream::{Attach, bind};
 use crate::proto::codec::CLIENT_LINE_MAX;
 use crate::proto::sasl::{Assembled, ChunkAssembler, decode_plain};
 use crate::proto::{Frame, Message, numeric};
@@ -82,6 +82,8 @@ struct Registration {
     sasl: Option<ChunkAssembler>,
     /// Login name and user id authenticated by SASL.
     sasl_login: Option<(LoginName, i64)>,
+    /// The network id chosen with `BOUNCER BIND`.
+    bind: Option<i64>,
 }
 
 /// Serve one client connection until it closes.
@@ -152,6 +154,7 @@ async fn register(
         negotiating: false,
         sasl: None,
         sasl_login: None,
+        bind: None,
     };
     let cancel = writer.cancel_token();
     loop {
@@ -244,6 +247,16 @@ async fn register(
                 }
             }
             "AUTHENTICATE" => authenticate(shared, writer, &mut reg, &nick, &msg).await,
+            "BOUNCER" => {
+                let auth = bind::BindAuth {
+                    sasl_user: reg.sasl_login.as_ref().map(|(_, id)| *id),
+                    pass_given: reg.pass.is_some(),
+                };
+                match bind::on_bouncer(shared, &nick, auth, &msg).await {
+                    Ok(net_id) => reg.bind = Some(net_id),
+                    Err(fail) => reply(writer, fail),
+                }
+            }
             "PING" => {
                 let token = msg.param(0).unwrap_or("");
                 num(shared, writer, "PONG", &[&shared.config.hostname, token]);
@@ -451,8 +464,8 @@ async fn finish(
 ) -> Option<tokio::sync::mpsc::Sender<UserEvent>> {
     let nick = reg.nick.clone().unwrap_or_default();
     let user_login = LoginName::parse(reg.user.as_deref().unwrap_or(""));
-    let login = match reg.sasl_login {
-        Some((login, _)) => login.merge(&user_login),
+    let (login, user_id) = match reg.sasl_login {
+        Some((login, user_id)) => (login.merge(&user_login), user_id),
         None => {
             let Some(pass) = reg.pass.as_deref() else {
                 num(
@@ -465,7 +478,7 @@ async fn finish(
                 return None;
             };
             match check_password(shared, &user_login.user, pass).await {
-                Ok(_) => user_login,
+                Ok(user_id) => (user_login, user_id),
                 Err(LoginError::Disabled) => {
                     writer.close(Some("ERROR :This bouncer account is disabled".into()));
                     return None;
@@ -488,13 +501,18 @@ async fn finish(
             }
         }
     };
+    if let Some(net_id) = reg.bind
+        && !bind::check_at_finish(shared, writer, user_id, net_id).await
+    {
+        return None;
+    }
     let Some(handle) = shared.user(&login.user) else {
         writer.close(Some(
             "ERROR :This account is not loaded, try again later".into(),
         ));
         return None;
     };
-    tracing::info!(user = %login.user, network = ?login.network, client = ?login.client, "client registered");
+    tracing::info!(user = %login.user, network = ?login.network, network_id = ?reg.bind, client = ?login.client, "client registered");
     let attach = Attach {
         id,
         writer: writer.clone(),
@@ -503,6 +521,7 @@ async fn finish(
         cap_version: reg.cap_version,
         offered: reg.offered,
         network: login.network,
+        network_id: reg.bind,
         client_name: login.client,
         remote,
     };

@@ -146,7 +146,9 @@ pub fn unescape_tag_value(raw: &str) -> String {
     out
 }
 
-fn escape_tag_value(value: &str, out: &mut String) {
+/// Escape a message-tag value onto `out` (the reverse of
+/// [`unescape_tag_value`]).
+pub fn escape_tag_value(value: &str, out: &mut String) {
     for c in value.chars() {
         match c {
             ';' => out.push_str("\\:"),

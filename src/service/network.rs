@@ -1,13 +1,12 @@
 //! `network create|update|delete|status`: a user's networks, run inside the
 //! user's actor.
 
-use std::time::Duration;
-
 use crate::db::NetworkRecord;
 use crate::service::ServiceResult;
 use crate::service::flags::{FlagKind, FlagSpec, ParsedFlags, parse_flags};
 use crate::upstream::UpstreamAddr;
 use crate::user::UserActor;
+use crate::user::manage::{check_network_name, check_nick};
 use crate::user::network::LinkState;
 
 const NETWORK_FLAGS: &[FlagSpec] = &[
@@ -45,15 +44,6 @@ const NETWORK_FLAGS: &[FlagSpec] = &[
     },
 ];
 
-/// Characters a network name may not contain (they separate the parts of
-/// a login name).
-fn check_network_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.starts_with('-') || name == "*" || name.contains(['/', '@', ' ']) {
-        return Err(format!("invalid network name {name:?}"));
-    }
-    Ok(())
-}
-
 fn empty_to_none(v: &str) -> Option<String> {
     Some(v.to_string()).filter(|s| !s.is_empty())
 }
@@ -69,8 +59,8 @@ fn apply_flags(record: &mut NetworkRecord, flags: &ParsedFlags) -> Result<(), St
         record.name = name.to_string();
     }
     if let Some(v) = flags.value("nick") {
-        if crate::service::is_service_nick(v) {
-            return Err("that nick is reserved for the bouncer service".to_string());
+        if !v.is_empty() {
+            check_nick(v)?;
         }
         record.nick = empty_to_none(v);
     }
@@ -109,31 +99,8 @@ impl UserActor {
             ..NetworkRecord::default()
         };
         apply_flags(&mut record, &flags)?;
-        if self.find_network(&record.name).is_some() {
-            return Err(format!(
-                "a network named \"{}\" already exists",
-                record.name
-            ));
-        }
-        let limit = self
-            .record
-            .max_networks
-            .or(self.shared.config.max_user_networks);
-        if let Some(max) = limit
-            && self.networks.len() >= max as usize
-        {
-            return Err(format!("you have reached the limit of {max} networks"));
-        }
-        let record = self
-            .shared
-            .db
-            .create_network(record)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (id, name) = (record.id, record.name.clone());
-        self.add_network(record, Vec::new(), Default::default());
-        self.connect_network(id, Duration::ZERO);
-        Ok(vec![format!("created network \"{name}\"")])
+        let record = self.create_network_record(record).await?;
+        Ok(vec![format!("created network \"{}\"", record.name)])
     }
 
     pub(crate) async fn service_network_update(&mut self, args: &[String]) -> ServiceResult {
@@ -151,27 +118,8 @@ impl UserActor {
             .map(|n| n.record.clone())
             .ok_or("network vanished")?;
         apply_flags(&mut record, &flags)?;
-        if let Some(other) = self.find_network(&record.name)
-            && other != id
-        {
-            return Err(format!(
-                "a network named \"{}\" already exists",
-                record.name
-            ));
-        }
-        self.shared
-            .db
-            .update_network(record.clone())
-            .await
-            .map_err(|e| e.to_string())?;
         let new_name = record.name.clone();
-        if let Some(net) = self.networks.get_mut(&id) {
-            net.record = record;
-            if let Some(nick) = net.record.nick.clone() {
-                net.nick = nick;
-            }
-        }
-        self.restart_network(id);
+        self.update_network_record(id, record).await?;
         Ok(vec![format!("updated network \"{new_name}\"")])
     }
 
@@ -182,17 +130,12 @@ impl UserActor {
         let id = self
             .find_network(name)
             .ok_or_else(|| format!("no network named \"{name}\""))?;
-        self.shared
-            .db
-            .delete_network(id)
-            .await
-            .map_err(|e| e.to_string())?;
         let real_name = self
             .networks
             .get(&id)
             .map(|n| n.name().to_string())
             .unwrap_or_default();
-        self.remove_network(id, "Network deleted");
+        self.delete_network_record(id, None).await?;
         Ok(vec![format!("deleted network \"{real_name}\"")])
     }
 

@@ -76,6 +76,16 @@ impl UpstreamAddr {
         }
         Ok(UpstreamAddr { host, port, tls })
     }
+
+    /// The address as a URI that [`UpstreamAddr::parse`] reads back.
+    pub fn to_uri(&self) -> String {
+        let scheme = if self.tls { "ircs" } else { "irc+insecure" };
+        if self.host.contains(':') {
+            format!("{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            format!("{scheme}://{}:{}", self.host, self.port)
+        }
+    }
 }
 
 impl UserActor {
@@ -120,6 +130,7 @@ impl UserActor {
         let task =
             connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, delay, liveness);
         self.tasks.push(task);
+        self.notify_network_changed(id);
     }
 
     /// Close a network's link (QUIT) and forget it.
@@ -237,12 +248,13 @@ impl UserActor {
         let delay = net.next_backoff();
         let halted = net.halted.clone();
         self.sync_network_caps(net_id);
+        self.notify_network_changed(net_id);
         if was_registered {
             let text = match &reason {
                 Some(r) => format!("disconnected from {name}: {r}"),
                 None => format!("disconnected from {name}"),
             };
-            self.service_notice_network(net_id, &text);
+            self.link_notice_network(net_id, &text);
         }
         if let Some(why) = halted {
             let text = format!("not reconnecting to {name}: {why} (update the network to retry)");
@@ -274,5 +286,9 @@ mod tests {
         assert!(UpstreamAddr::parse("ircs://").is_err());
         assert!(UpstreamAddr::parse("ircs://u@h").is_err());
         assert!(UpstreamAddr::parse("ircs://h:port").is_err());
+        for uri in ["ircs://irc.example.org:6697", "irc+insecure://[::1]:6667"] {
+            let a = UpstreamAddr::parse(uri).expect("valid");
+            assert_eq!(a.to_uri(), uri);
+        }
     }
 }

@@ -10,8 +10,10 @@
 //! await a free slot, so a busy actor slows its own upstreams (TCP flow
 //! control) and clients, never anybody else's.
 
+pub mod bouncer_notify;
 mod detach;
 pub mod history;
+pub(crate) mod manage;
 pub mod network;
 mod relay;
 pub mod route;
@@ -161,6 +163,8 @@ pub struct UserActor {
     pub(crate) current_route: Option<route::Route>,
     /// The upstream message being relayed is the NAMES after our JOIN.
     pub(crate) relaying_implicit_names: bool,
+    /// Network attributes last announced to `bouncer-networks-notify` clients.
+    pub(crate) announced: bouncer_notify::Announced,
 }
 
 /// A network as loaded from the database when its user starts.
@@ -195,6 +199,7 @@ pub fn spawn_user(
         label_ctx: None,
         current_route: None,
         relaying_implicit_names: false,
+        announced: Default::default(),
     };
     for net in networks {
         actor.add_network(net.record, net.channels, net.history);

@@ -9,6 +9,7 @@ mod support;
 
 mod admin_cli;
 mod bad_input;
+mod bouncer_networks;
 mod bouncerserv;
 mod burst;
 mod chathistory;

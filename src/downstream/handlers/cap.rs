@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use crate::downstream::capset::{self, CapValues};
 use crate::proto::Message;
 use crate::proto::caps::parse_cap_list;
+use crate::user::bouncer_notify::NOTIFY_CAP;
 
 /// Negotiation state of one client.
 pub struct CapState<'a> {
@@ -28,6 +29,7 @@ impl crate::user::UserActor {
         let available = capset::available(client.network.and_then(|n| self.networks.get(&n)));
         let mut negotiating = false;
         let nick = client.nick.clone();
+        let had_notify = client.has_cap(NOTIFY_CAP);
         let replies = handle(
             CapState {
                 caps: &mut client.caps,
@@ -45,9 +47,15 @@ impl crate::user::UserActor {
         if !client.cursor.tracked {
             client.cursor.unacked.clear();
         }
+        let now_notify = client.has_cap(NOTIFY_CAP);
         let host = self.shared.config.hostname.clone();
         for reply in replies {
             self.send_to(id, &reply.with_source(host.clone()));
+        }
+        // Notifications start with the current list, also when the
+        // capability is enabled after registration.
+        if now_notify && !had_notify {
+            self.send_network_list(id);
         }
     }
 }

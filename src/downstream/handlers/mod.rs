@@ -2,6 +2,7 @@
 //! dispatches a client's input to them; commands without a handler are
 //! relayed to the client's network unchanged.
 
+mod bouncer;
 pub mod cap;
 mod chathistory;
 mod isupport;
@@ -75,6 +76,7 @@ impl UserActor {
             // user's clients share.
             "PONG" => self.on_client_pong(id, &msg),
             "PROTOCTL" => {}
+            "BOUNCER" => self.on_client_bouncer(id, &msg).await,
             "CHATHISTORY" => self.on_client_chathistory(id, &msg),
             "MARKREAD" | "READ" => self.on_client_markread(id, &msg),
             "SEARCH" => self.on_client_search(id, &msg),

@@ -36,6 +36,7 @@ impl UserActor {
                 self.send_to(id, &change);
             }
         }
-        self.service_notice_network(net_id, &format!("connected to {name}"));
+        self.notify_network_changed(net_id);
+        self.link_notice_network(net_id, &format!("connected to {name}"));
     }
 }
