@@ -36,6 +36,10 @@ const NETWORK_FLAGS: &[FlagSpec] = &[
         kind: FlagKind::Value,
     },
     FlagSpec {
+        name: "certfp",
+        kind: FlagKind::Value,
+    },
+    FlagSpec {
         name: "enabled",
         kind: FlagKind::Bool,
     },
@@ -82,6 +86,12 @@ fn apply_flags(record: &mut NetworkRecord, flags: &ParsedFlags) -> Result<(), St
     }
     if let Some(v) = flags.value("pass") {
         record.pass = empty_to_none(v);
+    }
+    if let Some(v) = flags.value("certfp") {
+        record.server_certfp = match v {
+            "" => None,
+            fp => Some(crate::upstream::tls::parse_sha256_fingerprint(fp)?),
+        };
     }
     if let Some(v) = flags.bool("enabled") {
         record.enabled = v;
@@ -217,7 +227,11 @@ impl UserActor {
                     }
                     _ => String::new(),
                 };
-                format!("{} ({}): {state}{error}", net.name(), net.record.addr)
+                let pin = match &net.record.server_certfp {
+                    Some(fp) => format!("; pinned certificate SHA-256 {fp}"),
+                    None => String::new(),
+                };
+                format!("{} ({}): {state}{error}{pin}", net.name(), net.record.addr)
             })
             .collect()
     }
