@@ -24,3 +24,4 @@ mod slow_client;
 mod smoke;
 mod tls_reload;
 mod upstream;
+mod upstream_tls;
