@@ -210,6 +210,7 @@ impl UserActor {
         if self.networks.is_empty() {
             return vec!["no networks".to_string()];
         }
+        let now = crate::upstream::sts::now();
         self.networks
             .values()
             .map(|net| {
@@ -231,7 +232,18 @@ impl UserActor {
                     Some(fp) => format!("; pinned certificate SHA-256 {fp}"),
                     None => String::new(),
                 };
-                format!("{} ({}): {state}{error}{pin}", net.name(), net.record.addr)
+                let sts = match UpstreamAddr::parse(&net.record.addr) {
+                    Ok(addr) if !addr.tls => match self.shared.sts.secure_port(&addr.host, now) {
+                        Some(port) => format!("; STS: TLS on port {port}"),
+                        None => String::new(),
+                    },
+                    _ => String::new(),
+                };
+                format!(
+                    "{} ({}): {state}{error}{pin}{sts}",
+                    net.name(),
+                    net.record.addr
+                )
             })
             .collect()
     }

@@ -475,6 +475,10 @@ async fn sts_upgrades_to_tls_and_the_policy_survives_a_restart() {
         status[0].contains("connected as") && status[0].contains(&plain_uri),
         "{status:?}"
     );
+    assert!(
+        status[0].contains(&format!("STS: TLS on port {tls_port}")),
+        "{status:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
