@@ -21,7 +21,7 @@
 //!
 //! Table groups live in their own modules ([`users`], [`networks`],
 //! [`channels`], [`messages`] with its full-text index, [`cursors`] for
-//! delivery cursors, [`read_markers`]); each exposes plain synchronous
+//! delivery cursors, [`read_markers`], [`sts`] policies); each exposes plain synchronous
 //! functions over a `&Connection`. The thread machinery lives in the
 //! private `thread` module, the reader pool in the private `readers`
 //! module.
@@ -43,11 +43,13 @@ pub mod networks;
 pub mod read_markers;
 mod readers;
 pub mod schema;
+pub mod sts;
 mod thread;
 pub mod users;
 
 pub use cursors::CursorRecord;
 pub use messages::{Backlog, SearchQuery};
+pub use sts::StsRecord;
 
 use readers::Readers;
 use thread::{AppendDone, Handle, Request};
@@ -128,6 +130,14 @@ pub struct NetworkRecord {
     pub connect_commands: Vec<String>,
     /// Whether tether should connect to this network.
     pub enabled: bool,
+    /// PEM certificate presented to the server in the TLS handshake
+    /// (CertFP, SASL EXTERNAL); set by BouncerServ `certfp generate`.
+    pub client_cert: Option<String>,
+    /// PEM (PKCS#8) private key of [`NetworkRecord::client_cert`].
+    pub client_key: Option<String>,
+    /// Pinned SHA-256 fingerprint (lowercase hex) of the server's
+    /// certificate; when set it replaces CA verification.
+    pub server_certfp: Option<String>,
 }
 
 /// A channel joined on an upstream network.
@@ -366,6 +376,24 @@ impl Db {
     /// no such network.
     pub async fn delete_network(&self, id: i64) -> DbResult<()> {
         self.call(move |conn| networks::delete(conn, id)).await
+    }
+
+    /// The STS policies that have not expired at `now` (Unix seconds);
+    /// expired ones are deleted.
+    pub async fn load_sts_policies(&self, now: i64) -> DbResult<Vec<StsRecord>> {
+        self.call(move |conn| sts::load(conn, now)).await
+    }
+
+    /// Fire-and-forget: store (or replace) the STS policy of a host.
+    pub fn save_sts_policy_detached(&self, record: StsRecord) {
+        self.call_detached("saving an STS policy", move |conn| sts::save(conn, &record));
+    }
+
+    /// Fire-and-forget: remove the STS policy of `host`.
+    pub fn delete_sts_policy_detached(&self, host: String) {
+        self.call_detached("deleting an STS policy", move |conn| {
+            sts::delete(conn, &host)
+        });
     }
 
     /// Channels of network `network_id`, ordered by id.

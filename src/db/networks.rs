@@ -9,7 +9,8 @@ use rusqlite::{Connection, Row, params};
 use super::{DbError, DbResult, NetworkRecord, is_foreign_key_violation, is_unique_violation};
 
 const COLUMNS: &str = "id, user_id, name, addr, nick, username, realname, pass, sasl_mechanism, \
-                       sasl_plain_username, sasl_plain_password, connect_commands, enabled";
+                       sasl_plain_username, sasl_plain_password, connect_commands, enabled, \
+                       client_cert, client_key, server_certfp";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<NetworkRecord> {
     let commands: Option<String> = row.get(11)?;
@@ -27,6 +28,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<NetworkRecord> {
         sasl_plain_password: row.get(10)?,
         connect_commands: split_commands(commands.as_deref()),
         enabled: row.get(12)?,
+        client_cert: row.get(13)?,
+        client_key: row.get(14)?,
+        server_certfp: row.get(15)?,
     })
 }
 
@@ -71,8 +75,9 @@ pub fn create(conn: &Connection, mut net: NetworkRecord) -> DbResult<NetworkReco
     let result = conn.execute(
         "INSERT INTO networks
             (user_id, name, addr, nick, username, realname, pass, sasl_mechanism,
-             sasl_plain_username, sasl_plain_password, connect_commands, enabled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             sasl_plain_username, sasl_plain_password, connect_commands, enabled,
+             client_cert, client_key, server_certfp)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             net.user_id,
             net.name,
@@ -86,6 +91,9 @@ pub fn create(conn: &Connection, mut net: NetworkRecord) -> DbResult<NetworkReco
             net.sasl_plain_password,
             join_commands(&net.connect_commands),
             net.enabled,
+            net.client_cert,
+            net.client_key,
+            net.server_certfp,
         ],
     );
     match result {
@@ -109,7 +117,8 @@ pub fn update(conn: &Connection, net: &NetworkRecord) -> DbResult<()> {
         "UPDATE networks SET
             name = ?2, addr = ?3, nick = ?4, username = ?5, realname = ?6, pass = ?7,
             sasl_mechanism = ?8, sasl_plain_username = ?9, sasl_plain_password = ?10,
-            connect_commands = ?11, enabled = ?12
+            connect_commands = ?11, enabled = ?12, client_cert = ?13, client_key = ?14,
+            server_certfp = ?15
          WHERE id = ?1",
         params![
             net.id,
@@ -124,6 +133,9 @@ pub fn update(conn: &Connection, net: &NetworkRecord) -> DbResult<()> {
             net.sasl_plain_password,
             join_commands(&net.connect_commands),
             net.enabled,
+            net.client_cert,
+            net.client_key,
+            net.server_certfp,
         ],
     );
     match result {
@@ -174,6 +186,9 @@ mod tests {
             sasl_plain_password: Some("hunter2".into()),
             connect_commands: vec!["MODE al +i".into(), "PRIVMSG NickServ :hi".into()],
             enabled: true,
+            client_cert: Some("-----BEGIN CERTIFICATE-----".into()),
+            client_key: Some("-----BEGIN PRIVATE KEY-----".into()),
+            server_certfp: Some("ab".repeat(32)),
             ..Default::default()
         }
     }
@@ -212,6 +227,9 @@ mod tests {
             pass: None,
             connect_commands: Vec::new(),
             enabled: false,
+            client_cert: None,
+            client_key: None,
+            server_certfp: None,
             ..net.clone()
         };
         db.update_network(updated.clone()).await.unwrap();

@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "message store, delivery cursors, read markers, detach settings",
         apply: migration_2,
     },
+    Migration {
+        description: "network client certificates and server pins, STS policies",
+        apply: migration_3,
+    },
 ];
 
 /// The schema version this build of tether writes.
@@ -194,6 +198,23 @@ fn migration_2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     )
 }
 
+fn migration_3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "ALTER TABLE networks ADD COLUMN client_cert TEXT;
+        ALTER TABLE networks ADD COLUMN client_key TEXT;
+        ALTER TABLE networks ADD COLUMN server_certfp TEXT;
+
+        -- IRCv3 STS persistence policies, per lowercase host name. Times
+        -- are Unix seconds; port is the TLS port the policy was seen on.
+        CREATE TABLE sts_policies (
+            host TEXT PRIMARY KEY,
+            port INTEGER NOT NULL,
+            duration INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +245,7 @@ mod tests {
             "messages_fts",
             "networks",
             "read_markers",
+            "sts_policies",
             "users",
         ] {
             assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
@@ -364,6 +386,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(found, [stored]);
+    }
+
+    /// A version-2 database keeps its networks, which gain empty client
+    /// certificate and pin columns, and gets the STS table.
+    #[test]
+    fn migrates_a_version_2_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        (MIGRATIONS[0].apply)(&tx).unwrap();
+        (MIGRATIONS[1].apply)(&tx).unwrap();
+        tx.pragma_update(None, "user_version", 2).unwrap();
+        tx.commit().unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, created_at) VALUES (1, 'alice', 0);
+             INSERT INTO networks (id, user_id, name, addr, sasl_mechanism)
+                VALUES (1, 1, 'libera', 'irc.libera.chat', 'PLAIN');",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), latest_version());
+        let nets = crate::db::networks::list(&conn, 1).unwrap();
+        assert_eq!(nets.len(), 1);
+        assert_eq!(nets[0].sasl_mechanism.as_deref(), Some("PLAIN"));
+        assert_eq!(
+            (
+                &nets[0].client_cert,
+                &nets[0].client_key,
+                &nets[0].server_certfp
+            ),
+            (&None, &None, &None)
+        );
+        assert!(crate::db::sts::load(&conn, 0).unwrap().is_empty());
     }
 
     /// The FTS5 consistency check used by the store's tests does notice an

@@ -54,6 +54,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Permits for open connections (`max-connections`).
     pub connection_limit: Arc<tokio::sync::Semaphore>,
+    /// IRCv3 STS policies of upstream hosts.
+    pub sts: crate::upstream::sts::StsPolicies,
     users: Mutex<HashMap<String, UserHandle>>,
     user_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_client: AtomicU64,
@@ -139,8 +141,12 @@ impl Server {
         let db = Db::open(&config.db_path)?;
         let first_run_password = create_first_admin(&db).await?;
         let connection_limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        let sts = crate::upstream::sts::StsPolicies::new(
+            db.load_sts_policies(crate::upstream::sts::now()).await?,
+        );
         let shared = Arc::new(Shared {
             connection_limit,
+            sts,
             config,
             db,
             started: chrono::Utc::now()

@@ -5,10 +5,11 @@
 //! [`COMMANDS`] by unique-prefix matching of each word, and its flags are
 //! parsed with [`flags`] (durations with [`duration`]). Commands that act
 //! on one user's networks run inside that user's actor ([`network`],
-//! [`channel`]); global commands (users, help) run in their own task
+//! [`channel`], [`sasl`], [`certfp`]); global commands (users, help) run in their own task
 //! ([`user`]) so that they can never block an actor. The same commands are reachable from IRC clients
 //! (`PRIVMSG BouncerServ`) and from the admin socket.
 
+pub mod certfp;
 pub mod channel;
 pub mod channel_update;
 pub mod duration;
@@ -64,14 +65,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         path: &["network", "create"],
-        usage: "-addr <uri> [-name <name>] [-nick <nick>] [-username <username>] [-realname <realname>] [-pass <password>] [-enabled true|false] [-connect-command <command>]...",
+        usage: "-addr <uri> [-name <name>] [-nick <nick>] [-username <username>] [-realname <realname>] [-pass <password>] [-certfp <sha-256>] [-enabled true|false] [-connect-command <command>]...",
         desc: "add a network (uri: ircs://host[:port] or irc+insecure://host[:port])",
         admin: false,
         global: false,
     },
     CommandSpec {
         path: &["network", "update"],
-        usage: "<name> [-addr <uri>] [-name <name>] [-nick <nick>] [-username <username>] [-realname <realname>] [-pass <password>] [-enabled true|false] [-connect-command <command>]...",
+        usage: "<name> [-addr <uri>] [-name <name>] [-nick <nick>] [-username <username>] [-realname <realname>] [-pass <password>] [-certfp <sha-256>] [-enabled true|false] [-connect-command <command>]...",
         desc: "change a network's settings (it reconnects)",
         admin: false,
         global: false,
@@ -122,6 +123,27 @@ pub const COMMANDS: &[CommandSpec] = &[
         path: &["sasl", "reset"],
         usage: "[-network <name>]",
         desc: "stop using SASL for a network",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["certfp", "generate"],
+        usage: "[-network <name>] [-key-type ecdsa|ed25519] [-bits <n>]",
+        desc: "create a client certificate that tether presents to a network (CertFP) and log in with SASL EXTERNAL; ecdsa keys have 256 (default) or 384 bits",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["certfp", "fingerprint"],
+        usage: "[-network <name>]",
+        desc: "show the SHA-256 and SHA-512 fingerprints of a network's client certificate",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["certfp", "delete"],
+        usage: "[-network <name>]",
+        desc: "stop presenting a client certificate to a network and forget it",
         admin: false,
         global: false,
     },
@@ -358,6 +380,9 @@ impl UserActor {
             ["sasl", "status"] => self.service_sasl_status(&args, context),
             ["sasl", "set-plain"] => self.service_sasl_set_plain(&args, context).await,
             ["sasl", "reset"] => self.service_sasl_reset(&args, context).await,
+            ["certfp", "generate"] => self.service_certfp_generate(&args, context).await,
+            ["certfp", "fingerprint"] => self.service_certfp_fingerprint(&args, context),
+            ["certfp", "delete"] => self.service_certfp_delete(&args, context).await,
             _ => Err(format!(
                 "command \"{}\" is not available here",
                 spec.path.join(" ")

@@ -35,6 +35,10 @@ const NETWORK_FLAGS: &[FlagSpec] = &[
         kind: FlagKind::Value,
     },
     FlagSpec {
+        name: "certfp",
+        kind: FlagKind::Value,
+    },
+    FlagSpec {
         name: "enabled",
         kind: FlagKind::Bool,
     },
@@ -72,6 +76,12 @@ fn apply_flags(record: &mut NetworkRecord, flags: &ParsedFlags) -> Result<(), St
     }
     if let Some(v) = flags.value("pass") {
         record.pass = empty_to_none(v);
+    }
+    if let Some(v) = flags.value("certfp") {
+        record.server_certfp = match v {
+            "" => None,
+            fp => Some(crate::upstream::tls::parse_sha256_fingerprint(fp)?),
+        };
     }
     if let Some(v) = flags.bool("enabled") {
         record.enabled = v;
@@ -143,6 +153,7 @@ impl UserActor {
         if self.networks.is_empty() {
             return vec!["no networks".to_string()];
         }
+        let now = crate::upstream::sts::now();
         self.networks
             .values()
             .map(|net| {
@@ -160,7 +171,22 @@ impl UserActor {
                     }
                     _ => String::new(),
                 };
-                format!("{} ({}): {state}{error}", net.name(), net.record.addr)
+                let pin = match &net.record.server_certfp {
+                    Some(fp) => format!("; pinned certificate SHA-256 {fp}"),
+                    None => String::new(),
+                };
+                let sts = match UpstreamAddr::parse(&net.record.addr) {
+                    Ok(addr) if !addr.tls => match self.shared.sts.secure_port(&addr.host, now) {
+                        Some(port) => format!("; STS: TLS on port {port}"),
+                        None => String::new(),
+                    },
+                    _ => String::new(),
+                };
+                format!(
+                    "{} ({}): {state}{error}{pin}{sts}",
+                    net.name(),
+                    net.record.addr
+                )
             })
             .collect()
     }

@@ -1,6 +1,11 @@
 //! `sasl status|set-plain|reset`: the SASL credentials tether uses to log in
 //! to a network. Changes take effect on the next connection (`network
 //! update <name>` reconnects now).
+//!
+//! SASL EXTERNAL is switched on by `certfp generate` (see [`super::certfp`]).
+//! `set-plain` switches to PLAIN and `reset` turns SASL off; both keep the
+//! client certificate, which is still presented for CertFP (`certfp
+//! delete` removes it).
 
 use crate::service::ServiceResult;
 use crate::service::flags::{FlagKind, FlagSpec, parse_flags};
@@ -13,7 +18,7 @@ const FLAGS: &[FlagSpec] = &[FlagSpec {
 
 impl UserActor {
     /// The network a command is about: `-network`, else the client's.
-    fn service_target_network(
+    pub(super) fn service_target_network(
         &self,
         named: Option<&str>,
         context: Option<i64>,
@@ -39,6 +44,14 @@ impl UserActor {
             (Some(mech), Some(user)) if mech.eq_ignore_ascii_case("PLAIN") => {
                 vec![format!(
                     "SASL PLAIN enabled for {} with username \"{user}\"",
+                    net.name()
+                )]
+            }
+            (Some(mech), _)
+                if mech.eq_ignore_ascii_case("EXTERNAL") && net.record.client_cert.is_some() =>
+            {
+                vec![format!(
+                    "SASL EXTERNAL enabled for {} with its client certificate (see \"certfp fingerprint\")",
                     net.name()
                 )]
             }
@@ -91,20 +104,30 @@ impl UserActor {
         self.save_network_record(id, record).await
     }
 
-    async fn save_network_record(
+    /// Save a network's settings without reconnecting it.
+    pub(super) async fn store_network_record(
         &mut self,
         id: i64,
         record: crate::db::NetworkRecord,
-    ) -> ServiceResult {
+    ) -> Result<(), String> {
         self.shared
             .db
             .update_network(record.clone())
             .await
             .map_err(|e| e.to_string())?;
-        let name = record.name.clone();
         if let Some(net) = self.networks.get_mut(&id) {
             net.record = record;
         }
+        Ok(())
+    }
+
+    async fn save_network_record(
+        &mut self,
+        id: i64,
+        record: crate::db::NetworkRecord,
+    ) -> ServiceResult {
+        let name = record.name.clone();
+        self.store_network_record(id, record).await?;
         Ok(vec![format!(
             "saved SASL settings for {name}; they apply from the next connection (\"network update {name}\" reconnects now)"
         )])

@@ -1,10 +1,9 @@
-//! Dialing an IRC server (plain TCP or TLS with the webpki roots) and the
+//! Dialing an IRC server (plain TCP or TLS as set up by [`super::tls`]) and the
 //! reader pump of an upstream connection, which also detects a dead link:
 //! after [`Liveness::idle_probe`] of silence it asks the actor to send a
 //! PING, and after [`Liveness::ping_timeout`] more without any line it
 //! gives up.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -15,6 +14,7 @@ use crate::config::Liveness;
 use crate::conn::{BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_writer};
 use crate::proto::codec::SERVER_LINE_MAX;
 use crate::proto::{Frame, Message};
+use crate::upstream::tls::{TlsOptions, TlsSetupError, client_setup};
 use crate::upstream::{UpstreamAddr, UpstreamLink};
 use crate::user::{UpstreamEvent, UserEvent};
 
@@ -30,31 +30,16 @@ pub enum DialError {
     Timeout,
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("TLS setup failed: {0}")]
-    Tls(String),
+    #[error("{0}")]
+    Tls(#[from] TlsSetupError),
     #[error("invalid server name {0:?}")]
     ServerName(String),
+    #[error("server certificate fingerprint mismatch (got {0})")]
+    PinMismatch(String),
 }
 
-fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, DialError> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(DialError::Tls)
-}
-
-/// Open a connection to `addr`.
-pub async fn dial(addr: &UpstreamAddr) -> Result<(BoxRead, BoxWrite), DialError> {
+/// Open a connection to `addr`; `tls` applies when `addr.tls` is set.
+pub async fn dial(addr: &UpstreamAddr, tls: &TlsOptions) -> Result<(BoxRead, BoxWrite), DialError> {
     let fut = async {
         let tcp = TcpStream::connect((addr.host.as_str(), addr.port)).await?;
         let _ = tcp.set_nodelay(true);
@@ -64,9 +49,18 @@ pub async fn dial(addr: &UpstreamAddr) -> Result<(BoxRead, BoxWrite), DialError>
         }
         let name = rustls_pki_types::ServerName::try_from(addr.host.clone())
             .map_err(|_| DialError::ServerName(addr.host.clone()))?;
-        let connector = tokio_rustls::TlsConnector::from(tls_client_config()?);
-        let tls = connector.connect(name, tcp).await?;
-        let (r, w) = tokio::io::split(tls);
+        let setup = client_setup(tls)?;
+        let connector = tokio_rustls::TlsConnector::from(setup.config);
+        let stream = match connector.connect(name, tcp).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                return Err(match setup.pin.and_then(|p| p.mismatch()) {
+                    Some(got) => DialError::PinMismatch(got),
+                    None => e.into(),
+                });
+            }
+        };
+        let (r, w) = tokio::io::split(stream);
         Ok((Box::new(r), Box::new(w)))
     };
     tokio::time::timeout(CONNECT_TIMEOUT, fut)
@@ -81,6 +75,7 @@ pub fn spawn_connection(
     net: i64,
     attempt: u64,
     addr: UpstreamAddr,
+    tls: TlsOptions,
     delay: Duration,
     liveness: Liveness,
 ) -> JoinHandle<()> {
@@ -104,7 +99,7 @@ pub fn spawn_connection(
                         .is_ok()
                 }
             };
-            let (read, write) = match dial(&addr).await {
+            let (read, write) = match dial(&addr, &tls).await {
                 Ok(pair) => pair,
                 Err(e) => {
                     tracing::info!(error = %e, "connection failed");
@@ -124,6 +119,7 @@ pub fn spawn_connection(
             if !send(UpstreamEvent::Connected(UpstreamLink {
                 writer: writer.clone(),
                 writer_task,
+                addr,
             }))
             .await
             {

@@ -1,10 +1,15 @@
-//! tether as an IRC client: dialing ([`connect`]), registering with the
-//! server and tracking its state ([`handlers`], one file per command), and
-//! the connection lifecycle of each network (connect, reconnect with
-//! exponential backoff and jitter, halt on a refused login).
+//! tether as an IRC client: dialing ([`connect`]) with the network's TLS
+//! settings ([`tls`], [`client_cert`]), Strict Transport Security
+//! ([`sts`]), registering with the server and tracking its state
+//! ([`handlers`], one file per command), and the connection lifecycle of
+//! each network (connect, reconnect with exponential backoff and jitter,
+//! halt on a refused login).
 
+pub mod client_cert;
 pub mod connect;
 pub mod handlers;
+pub mod sts;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -20,6 +25,8 @@ use crate::user::{UpstreamEvent, UserActor};
 pub struct UpstreamLink {
     pub writer: Writer,
     pub writer_task: JoinHandle<()>,
+    /// The address actually dialed (after any STS upgrade).
+    pub addr: UpstreamAddr,
 }
 
 /// Where a network lives: `ircs://host[:port]` (TLS, the default when no
@@ -124,11 +131,13 @@ impl UserActor {
                 return;
             }
         };
+        let addr = self.shared.sts.secure_addr(addr, sts::now());
+        let tls = tls::TlsOptions::from_record(&net.record);
         net.attempt += 1;
         net.state = LinkState::Connecting;
         let liveness = self.shared.config.upstream_liveness;
         let task =
-            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, delay, liveness);
+            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, delay, liveness);
         self.tasks.push(task);
         self.notify_network_changed(id);
     }
@@ -151,6 +160,7 @@ impl UserActor {
     /// Reconnect a network now (after its settings changed).
     pub(crate) fn restart_network(&mut self, id: i64) {
         self.abort_routes(id);
+        self.sts_link_closed(id);
         if let Some(net) = self.networks.get_mut(&id) {
             net.shutdown("Reconnecting");
             net.reset_link_state();
@@ -195,6 +205,7 @@ impl UserActor {
         net.reset_link_state();
         net.link = Some(link.writer);
         net.writer_task = Some(link.writer_task);
+        net.link_addr = Some(link.addr);
         net.state = LinkState::Registering;
         net.cap_ls_pending = true;
         net.nick = net
@@ -232,6 +243,7 @@ impl UserActor {
     }
 
     fn on_upstream_closed(&mut self, net_id: i64, reason: Option<String>) {
+        self.sts_link_closed(net_id);
         let Some(net) = self.networks.get_mut(&net_id) else {
             return;
         };

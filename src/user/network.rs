@@ -61,6 +61,8 @@ pub struct Network {
     pub state: LinkState,
     pub link: Option<Writer>,
     pub writer_task: Option<JoinHandle<()>>,
+    /// The address of the current link (TLS or not, after STS).
+    pub link_addr: Option<crate::upstream::UpstreamAddr>,
     /// Own nick on the network (the wanted nick until 001 says otherwise).
     pub nick: String,
     /// Own `user@host`, learned from a JOIN echo.
@@ -128,6 +130,7 @@ impl Network {
             state: LinkState::Disconnected,
             link: None,
             writer_task: None,
+            link_addr: None,
             nick,
             user_host: None,
             isupport: Isupport::new(),
@@ -181,6 +184,7 @@ impl Network {
         if let Some(link) = self.link.take() {
             link.close(None);
         }
+        self.link_addr = None;
         self.state = LinkState::Disconnected;
         self.caps_offered.clear();
         self.caps_enabled.clear();

@@ -682,23 +682,29 @@ impl FakeServer {
     /// the write half and returns the connection with `rejected` set.
     pub async fn accept(&self) -> FakeConn {
         let irc = self.accept_raw().await;
-        let mut conn = FakeConn {
-            irc,
-            nick: String::new(),
-            user: String::new(),
-            pass: None,
-            caps: Vec::new(),
-            sasl: None,
-            server_name: self.opts.server_name.clone(),
-            rejected: false,
-            pending_joins: VecDeque::new(),
-        };
-        let res = timeout(TIMEOUT, Registration::new(&self.opts).run(&mut conn)).await;
-        if res.is_err() {
-            conn.irc.timed_out("during upstream registration");
-        }
-        conn
+        register_fake_conn(&self.opts, irc).await
     }
+}
+
+/// Run the [`FakeServer::accept`] registration with `opts` on a connection
+/// accepted elsewhere (e.g. a TLS stream).
+pub async fn register_fake_conn(opts: &FakeServerOptions, irc: IrcStream) -> FakeConn {
+    let mut conn = FakeConn {
+        irc,
+        nick: String::new(),
+        user: String::new(),
+        pass: None,
+        caps: Vec::new(),
+        sasl: None,
+        server_name: opts.server_name.clone(),
+        rejected: false,
+        pending_joins: VecDeque::new(),
+    };
+    let res = timeout(TIMEOUT, Registration::new(opts).run(&mut conn)).await;
+    if res.is_err() {
+        conn.irc.timed_out("during upstream registration");
+    }
+    conn
 }
 
 struct Registration<'a> {

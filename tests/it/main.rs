@@ -27,3 +27,4 @@ mod smoke;
 mod tls_reload;
 mod upstream;
 mod websocket;
+mod upstream_tls;

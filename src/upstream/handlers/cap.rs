@@ -5,6 +5,7 @@
 use crate::proto::Message;
 use crate::proto::caps::parse_cap_list;
 use crate::upstream::handlers::WANTED_CAPS;
+use crate::upstream::handlers::sasl::sasl_mechanism;
 use crate::user::UserActor;
 use crate::user::network::{LinkState, Network};
 
@@ -25,18 +26,19 @@ fn to_request(net: &Network, offered: &[(String, Option<String>)]) -> Vec<String
         .collect()
 }
 
-/// True when SASL PLAIN credentials are configured for the network.
+/// True when SASL is configured for the network (and offered).
 pub(crate) fn wants_sasl(net: &Network) -> bool {
-    net.record
-        .sasl_mechanism
-        .as_deref()
-        .is_some_and(|m| m.eq_ignore_ascii_case("PLAIN"))
-        && net.record.sasl_plain_username.is_some()
-        && net.record.sasl_plain_password.is_some()
+    sasl_mechanism(net).is_some()
 }
 
 impl UserActor {
     pub(crate) fn on_upstream_cap(&mut self, net_id: i64, msg: &Message) {
+        let ls_or_new = msg
+            .param(1)
+            .is_some_and(|s| s.eq_ignore_ascii_case("LS") || s.eq_ignore_ascii_case("NEW"));
+        if ls_or_new && self.on_upstream_sts_cap(net_id, msg.params.last().map_or("", |s| s)) {
+            return;
+        }
         let Some(net) = self.networks.get_mut(&net_id) else {
             return;
         };
@@ -77,9 +79,11 @@ impl UserActor {
                     }
                 }
                 if net.state == LinkState::Registering && net.cap_ls_pending && !net.sasl_pending {
-                    if net.caps_enabled.contains("sasl") && wants_sasl(net) {
+                    if let Some(mech) =
+                        sasl_mechanism(net).filter(|_| net.caps_enabled.contains("sasl"))
+                    {
                         net.sasl_pending = true;
-                        net.send_priority("AUTHENTICATE PLAIN");
+                        net.send_priority(format!("AUTHENTICATE {}", mech.as_str()));
                     } else {
                         end_negotiation(net);
                     }
