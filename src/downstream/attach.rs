@@ -39,6 +39,7 @@ impl UserActor {
             caps: attach.caps,
             cap_version: attach.cap_version,
             remote: attach.remote,
+            away: attach.away,
         };
         let id = client.id;
         self.clients.insert(id, client);
@@ -73,6 +74,7 @@ impl UserActor {
             // An attaching client counts as activity on every channel.
             self.reset_all_detach_timers(net);
             self.start_backlog(id, net, None);
+            self.update_away(net);
         }
     }
 

@@ -81,6 +81,8 @@ struct Registration {
     sasl: Option<ChunkAssembler>,
     /// Login name and user id authenticated by SASL.
     sasl_login: Option<(LoginName, i64)>,
+    /// Away state set before registration (draft/pre-away).
+    away: Option<crate::user::away::ClientAway>,
 }
 
 /// Serve one client connection until it closes.
@@ -150,6 +152,7 @@ async fn register(
         negotiating: false,
         sasl: None,
         sasl_login: None,
+        away: None,
     };
     let cancel = writer.cancel_token();
     loop {
@@ -246,6 +249,10 @@ async fn register(
                 num(shared, writer, "PONG", &[&shared.config.hostname, token]);
             }
             "PONG" => {}
+            // draft/pre-away: applied when the client attaches.
+            "AWAY" if reg.caps.contains("draft/pre-away") => {
+                reg.away = crate::user::away::parse_away(&msg);
+            }
             "QUIT" => {
                 writer.close(Some("ERROR :Closing link (quit)".into()));
                 return None;
@@ -501,6 +508,7 @@ async fn finish(
         network: login.network,
         client_name: login.client,
         remote,
+        away: reg.away,
     };
     let events = handle.sender();
     if events

@@ -5,6 +5,7 @@
 
 pub mod connect;
 pub mod handlers;
+pub mod monitor_sync;
 
 use std::time::Duration;
 
@@ -192,6 +193,7 @@ impl UserActor {
             .filter(|n| !n.is_empty())
             .or_else(|| self.record.nick.clone().filter(|n| !n.is_empty()))
             .unwrap_or_else(|| username.clone());
+        net.wanted_nick = net.nick.clone();
         let user = net
             .record
             .username

@@ -10,10 +10,14 @@
 //! await a free slot, so a busy actor slows its own upstreams (TCP flow
 //! control) and clients, never anybody else's.
 
+pub mod away;
 mod detach;
 pub mod history;
+pub mod monitor;
 pub mod network;
+mod presence;
 mod relay;
+pub mod users;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

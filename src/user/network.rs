@@ -1,7 +1,7 @@
 //! One network's state, owned by the user actor: the saved configuration,
 //! the current upstream link and what tether tracks about the IRC network
 //! (own nick, ISUPPORT, capabilities, channels with topics, modes and
-//! members).
+//! members, the user cache, MONITOR lists and the upstream away state).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -12,7 +12,10 @@ use crate::conn::Writer;
 use crate::db::{ChannelRecord, NetworkRecord};
 use crate::proto::casemap::{CaseMap, CaseMapping};
 use crate::proto::isupport::Isupport;
+use crate::user::away::UpstreamAway;
 use crate::user::history::NetHistory;
+use crate::user::monitor::Monitors;
+use crate::user::users::Users;
 
 /// Where the upstream connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,9 @@ pub struct Channel {
     pub members: CaseMap<String>,
     /// A NAMES reply is being received (members are replaced at its end).
     pub names_pending: Option<CaseMap<String>>,
+    /// A full WHO of the channel was received since we joined it, so the
+    /// user cache holds every member's WHO fields.
+    pub who_fresh: bool,
 }
 
 /// One network of the user.
@@ -61,6 +67,9 @@ pub struct Network {
     pub writer_task: Option<JoinHandle<()>>,
     /// Own nick on the network (the wanted nick until 001 says otherwise).
     pub nick: String,
+    /// The nick tether wants: the configured one, or the last one a
+    /// client asked for. When `nick` differs, tether tries to regain it.
+    pub wanted_nick: String,
     /// Own `user@host`, learned from a JOIN echo.
     pub user_host: Option<String>,
     pub isupport: Isupport,
@@ -92,6 +101,12 @@ pub struct Network {
     /// Detach-after timers of saved channels (casemapped name → the
     /// timer's generation and task).
     pub detach_timers: HashMap<String, (u64, JoinHandle<()>)>,
+    /// What tether knows about the users it can see.
+    pub users: Users,
+    /// MONITOR lists of the clients and their union upstream.
+    pub monitor: Monitors,
+    /// The away state tether gave the server.
+    pub away: UpstreamAway,
 }
 
 /// A registered connection that lasted this long resets the backoff.
@@ -121,6 +136,7 @@ impl Network {
             state: LinkState::Disconnected,
             link: None,
             writer_task: None,
+            wanted_nick: nick.clone(),
             nick,
             user_host: None,
             isupport: Isupport::new(),
@@ -139,6 +155,9 @@ impl Network {
             halted: None,
             history,
             detach_timers: HashMap::new(),
+            users: Users::new(CaseMapping::default()),
+            monitor: Monitors::new(CaseMapping::default()),
+            away: UpstreamAway::default(),
         }
     }
 
@@ -179,6 +198,9 @@ impl Network {
         self.sasl_pending = false;
         self.channels.clear();
         self.burst_done = false;
+        self.users.clear();
+        self.monitor.reset_link();
+        self.away.reset();
         for (_, (_, task)) in self.detach_timers.drain() {
             task.abort();
         }
@@ -224,6 +246,8 @@ impl Network {
         self.saved.set_mapping(mapping);
         self.pending_keys.set_mapping(mapping);
         self.history.set_casemapping(mapping);
+        self.users.set_mapping(mapping);
+        self.monitor.set_mapping(mapping);
         let timers = std::mem::take(&mut self.detach_timers);
         for (name, timer) in timers {
             self.detach_timers.insert(mapping.fold(&name), timer);

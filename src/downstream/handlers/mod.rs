@@ -2,10 +2,12 @@
 //! dispatches a client's input to them; commands without a handler are
 //! relayed to the client's network unchanged.
 
+mod away;
 pub mod cap;
 mod chathistory;
 mod join;
 mod markread;
+mod monitor;
 mod nick;
 mod part;
 mod ping;
@@ -14,6 +16,7 @@ mod quit;
 mod registered;
 mod relay;
 mod search;
+mod who;
 
 use crate::downstream::ClientId;
 use crate::proto::{Message, numeric};
@@ -50,6 +53,7 @@ impl UserActor {
                 if self.clients.remove(&id).is_some() {
                     tracing::info!(client = id, "client disconnected");
                 }
+                self.on_client_closed(id);
             }
         }
     }
@@ -75,6 +79,9 @@ impl UserActor {
             "PRIVMSG" | "NOTICE" | "TAGMSG" => self.on_client_privmsg(id, msg).await,
             "NICK" => self.on_client_nick(id, msg),
             "JOIN" if bound.is_some() => self.on_client_join(id, msg),
+            "WHO" => self.on_client_who(id, msg),
+            "MONITOR" => self.on_client_monitor(id, &msg),
+            "AWAY" => self.on_client_away(id, &msg),
             _ => self.relay_client_command(id, msg),
         }
     }

@@ -25,7 +25,14 @@ impl UserActor {
         };
         match client.network {
             Some(net_id) => {
-                self.send_upstream(id, net_id, &msg);
+                if self.send_upstream(id, net_id, &msg) {
+                    // The nick asked for is the one tether now wants back
+                    // should the server refuse it.
+                    if let Some(net) = self.networks.get_mut(&net_id) {
+                        net.wanted_nick = new;
+                    }
+                    self.update_nick_regain(net_id);
+                }
             }
             None => {
                 let old = std::mem::replace(&mut client.nick, new.clone());
