@@ -165,26 +165,7 @@ impl Users {
     /// The entry of `nick`, created empty when missing. The stored
     /// spelling follows `nick`.
     pub fn entry(&mut self, nick: &str) -> &mut UserInfo {
-        let respell = self
-            .map
-            .original_name(nick)
-            .is_some_and(|stored| stored != nick);
-        if respell {
-            self.map.rename(nick, nick);
-        }
-        if !self.map.contains(nick) {
-            self.map.insert(
-                nick,
-                UserInfo {
-                    nick: nick.to_string(),
-                    ..UserInfo::default()
-                },
-            );
-        }
-        let info = self
-            .map
-            .get_mut(nick)
-            .unwrap_or_else(|| unreachable!("entry inserted above"));
+        let info = self.map.get_or_insert_with(nick, UserInfo::default);
         if info.nick != nick {
             info.nick = nick.to_string();
         }
@@ -239,6 +220,17 @@ impl Users {
 }
 
 impl Network {
+    /// Whether the server tells us about changes of `nick` (away,
+    /// account, host, realname): ourselves, users sharing a channel, and
+    /// monitored users with extended-monitor.
+    pub fn is_user_followed(&self, nick: &str) -> bool {
+        self.casemapping.eq(nick, &self.nick)
+            || self.channels.values().any(|ch| ch.members.contains(nick))
+            || (self.monitor.is_monitored(nick)
+                && (self.caps_enabled.contains("extended-monitor")
+                    || self.caps_enabled.contains("draft/extended-monitor")))
+    }
+
     /// Whether tether should keep cache entries for `nick`: ourselves, a
     /// member of a channel we are in, or a monitored nick.
     pub fn is_user_relevant(&self, nick: &str) -> bool {

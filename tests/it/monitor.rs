@@ -306,3 +306,33 @@ async fn a_failed_regain_is_not_shown_and_a_client_watch_survives_it() {
     s.conn.send(":irc.fake 730 alice_ :alice!x@y").await;
     c.expect_cmd("730").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_nick_is_regained_when_free() {
+    let mut s = Setup::with_options(options(Some("MONITOR=100"))).await;
+    let mut c = s.client("phone", &[]).await;
+    c.send("NICK bobby").await;
+    s.conn.expect_cmd("NICK").await;
+    s.conn
+        .send(":irc.fake 433 alice bobby :Nickname is already in use")
+        .await;
+    // The client's own NICK failed: it sees the error.
+    let err = c.expect_cmd("433").await;
+    assert_eq!(err.param(1), Some("bobby"));
+    let m = s
+        .conn
+        .expect("MONITOR + bobby", |m| is_monitor(m, "+"))
+        .await;
+    assert_eq!(targets(&m), ["bobby"]);
+    s.conn.send(":irc.fake 731 alice :bobby").await;
+    let nick = s.conn.expect_cmd("NICK").await;
+    assert_eq!(nick.params, ["bobby"]);
+    s.conn.send(":alice!u@h NICK bobby").await;
+    let change = c.expect_cmd("NICK").await;
+    assert_eq!(change.params, ["bobby"]);
+    let m = s
+        .conn
+        .expect("MONITOR - bobby", |m| is_monitor(m, "-"))
+        .await;
+    assert_eq!(targets(&m), ["bobby"]);
+}

@@ -25,13 +25,12 @@ impl UserActor {
         };
         match client.network {
             Some(net_id) => {
-                if self.send_upstream(id, net_id, &msg) {
-                    // The nick asked for is the one tether now wants back
-                    // should the server refuse it.
-                    if let Some(net) = self.networks.get_mut(&net_id) {
-                        net.wanted_nick = new;
-                    }
-                    self.update_nick_regain(net_id);
+                // The nick asked for is the one tether wants back should
+                // the server refuse it (see the nick errors handler).
+                if self.send_upstream(id, net_id, &msg)
+                    && let Some(net) = self.networks.get_mut(&net_id)
+                {
+                    net.wanted_nick = new;
                 }
             }
             None => {

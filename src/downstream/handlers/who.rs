@@ -106,13 +106,17 @@ fn from_cache(
         return None;
     }
     let away_notify = net.caps_enabled.contains("away-notify");
-    let ctx = |nick: &str, channel: Option<(&'static str, &'static str)>| LineContext {
-        me,
-        host,
-        channel,
-        away_known: away_notify || net.casemapping.eq(nick, &net.nick),
-        account_known: net.caps_enabled.contains("account-notify"),
-        multi_prefix,
+    let account_notify = net.caps_enabled.contains("account-notify");
+    let ctx = |nick: &str| {
+        let followed = net.is_user_followed(nick);
+        LineContext {
+            me,
+            host,
+            channel: None,
+            away_known: net.casemapping.eq(nick, &net.nick) || (away_notify && followed),
+            account_known: account_notify && followed,
+            multi_prefix,
+        }
     };
     if net.is_channel(&query.mask) {
         let ch = net.channels.get(&query.mask)?;
@@ -124,10 +128,8 @@ fn from_cache(
         let mut out = Vec::with_capacity(members.len());
         for (nick, prefixes) in members {
             let info = net.users.get(nick)?;
-            let ctx = LineContext {
-                channel: Some((&ch.name, prefixes)),
-                ..ctx(nick, None)
-            };
+            let mut ctx = ctx(nick);
+            ctx.channel = Some((&ch.name, prefixes));
             out.push(who_line(&ctx, info, query)?);
         }
         return Some(out);
@@ -136,7 +138,7 @@ fn from_cache(
         return None;
     }
     let info = net.users.get(&query.mask)?;
-    Some(vec![who_line(&ctx(&query.mask, None), info, query)?])
+    Some(vec![who_line(&ctx(&query.mask), info, query)?])
 }
 
 impl UserActor {

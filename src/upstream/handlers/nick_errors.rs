@@ -26,7 +26,17 @@ impl UserActor {
                 net.monitor.regain_sent = None;
                 return;
             }
+            // A client's NICK was refused: an invalid nick is given up,
+            // one in use is regained once it is free.
+            if msg.command == "432"
+                && msg
+                    .param(1)
+                    .is_some_and(|p| net.casemapping.eq(p, &net.wanted_nick))
+            {
+                net.wanted_nick = net.nick.clone();
+            }
             self.relay_upstream(net_id, msg);
+            self.update_nick_regain(net_id);
             return;
         }
         if msg.command == "432" {
