@@ -48,6 +48,7 @@ impl UserActor {
             cap_version: attach.cap_version,
             offered: attach.offered,
             remote: attach.remote,
+            away: attach.away,
         };
         let id = client.id;
         self.clients.insert(id, client);
@@ -88,6 +89,7 @@ impl UserActor {
             // An attaching client counts as activity on every channel.
             self.reset_all_detach_timers(net);
             self.start_backlog(id, net, None);
+            self.update_away(net);
         }
     }
 

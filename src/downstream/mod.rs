@@ -79,6 +79,8 @@ pub struct Attach {
     /// The client name (`user@client`), if any.
     pub client_name: Option<String>,
     pub remote: String,
+    /// Away state set before registration (draft/pre-away).
+    pub away: Option<crate::user::away::ClientAway>,
 }
 
 /// An attached client, owned by the user actor.
@@ -98,6 +100,8 @@ pub struct Downstream {
     pub remote: String,
     /// Delivery tracking for automatic backlog.
     pub cursor: crate::user::history::ClientCursor,
+    /// This client's away state; `None` when present.
+    pub away: Option<crate::user::away::ClientAway>,
 }
 
 impl Downstream {

@@ -84,6 +84,8 @@ struct Registration {
     sasl_login: Option<(LoginName, i64)>,
     /// The network id chosen with `BOUNCER BIND`.
     bind: Option<i64>,
+    /// Away state set before registration (draft/pre-away).
+    away: Option<crate::user::away::ClientAway>,
 }
 
 /// Serve one client connection until it closes.
@@ -155,6 +157,7 @@ async fn register(
         sasl: None,
         sasl_login: None,
         bind: None,
+        away: None,
     };
     let cancel = writer.cancel_token();
     loop {
@@ -262,6 +265,10 @@ async fn register(
                 num(shared, writer, "PONG", &[&shared.config.hostname, token]);
             }
             "PONG" => {}
+            // draft/pre-away: applied when the client attaches.
+            "AWAY" if reg.caps.contains("draft/pre-away") => {
+                reg.away = crate::user::away::parse_away(&msg);
+            }
             "QUIT" => {
                 writer.close(Some("ERROR :Closing link (quit)".into()));
                 return None;
@@ -524,6 +531,7 @@ async fn finish(
         network_id: reg.bind,
         client_name: login.client,
         remote,
+        away: reg.away,
     };
     let events = handle.sender();
     if events

@@ -143,6 +143,25 @@ impl<V> CaseMap<V> {
         self.entries.get_mut(&key).map(|e| &mut e.value)
     }
 
+    /// The value for `name`, inserted with `make` when missing. The
+    /// entry's stored spelling becomes `name`.
+    pub fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> V) -> &mut V {
+        let seq = self.bump_seq();
+        let entry = self
+            .entries
+            .entry(self.mapping.fold(name))
+            .or_insert_with(|| Entry {
+                name: name.to_owned(),
+                value: make(),
+                seq,
+            });
+        if entry.name != name {
+            entry.name = name.to_owned();
+            entry.seq = seq;
+        }
+        &mut entry.value
+    }
+
     /// Whether an entry exists for `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.entries.contains_key(&self.mapping.fold(name))
@@ -228,6 +247,17 @@ impl<V> CaseMap<V> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn get_or_insert_with_respells() {
+        let mut m: CaseMap<u32> = CaseMap::new(CaseMapping::Rfc1459);
+        *m.get_or_insert_with("Nick[a]", || 1) += 1;
+        assert_eq!(m.get("nick{A}"), Some(&2));
+        *m.get_or_insert_with("NICK{A}", || 10) += 1;
+        assert_eq!(m.get("nick[a]"), Some(&3));
+        assert_eq!(m.original_name("nick[a]"), Some("NICK{A}"));
+        assert_eq!(m.len(), 1);
+    }
 
     #[test]
     fn tokens_round_trip() {

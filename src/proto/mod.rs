@@ -8,6 +8,7 @@ pub mod message;
 pub mod numeric;
 pub mod sasl;
 pub mod time;
+pub mod who;
 
 pub use codec::{Frame, LineDecoder};
 pub use message::Message;

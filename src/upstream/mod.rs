@@ -8,6 +8,7 @@
 pub mod client_cert;
 pub mod connect;
 pub mod handlers;
+pub mod monitor_sync;
 pub mod sts;
 pub mod tls;
 
@@ -215,6 +216,7 @@ impl UserActor {
             .filter(|n| !n.is_empty())
             .or_else(|| self.record.nick.clone().filter(|n| !n.is_empty()))
             .unwrap_or_else(|| username.clone());
+        net.wanted_nick = net.nick.clone();
         let user = net
             .record
             .username

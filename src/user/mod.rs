@@ -10,13 +10,17 @@
 //! await a free slot, so a busy actor slows its own upstreams (TCP flow
 //! control) and clients, never anybody else's.
 
+pub mod away;
 pub mod bouncer_notify;
 mod detach;
 pub mod history;
 pub(crate) mod manage;
+pub mod monitor;
 pub mod network;
+mod presence;
 mod relay;
 pub mod route;
+pub mod users;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

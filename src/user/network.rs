@@ -1,7 +1,7 @@
 //! One network's state, owned by the user actor: the saved configuration,
 //! the current upstream link and what tether tracks about the IRC network
 //! (own nick, ISUPPORT, capabilities, channels with topics, modes and
-//! members).
+//! members, the user cache, MONITOR lists and the upstream away state).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -12,7 +12,10 @@ use crate::conn::Writer;
 use crate::db::{ChannelRecord, NetworkRecord};
 use crate::proto::casemap::{CaseMap, CaseMapping};
 use crate::proto::isupport::Isupport;
+use crate::user::away::UpstreamAway;
 use crate::user::history::NetHistory;
+use crate::user::monitor::Monitors;
+use crate::user::users::Users;
 
 /// Where the upstream connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,9 @@ pub struct Channel {
     pub names_pending: Option<CaseMap<String>>,
     /// The first NAMES reply after our JOIN has ended.
     pub synced: bool,
+    /// A full WHO of the channel was received since we joined it, so the
+    /// user cache holds every member's WHO fields.
+    pub who_fresh: bool,
 }
 
 /// One network of the user.
@@ -65,6 +71,9 @@ pub struct Network {
     pub link_addr: Option<crate::upstream::UpstreamAddr>,
     /// Own nick on the network (the wanted nick until 001 says otherwise).
     pub nick: String,
+    /// The nick tether wants: the configured one, or the last one a
+    /// client asked for. When `nick` differs, tether tries to regain it.
+    pub wanted_nick: String,
     /// Own `user@host`, learned from a JOIN echo.
     pub user_host: Option<String>,
     pub isupport: Isupport,
@@ -101,6 +110,12 @@ pub struct Network {
     /// Account and password of a REGISTER sent on a client's behalf,
     /// saved as the SASL login once the server confirms it.
     pub pending_registration: Option<(String, String)>,
+    /// What tether knows about the users it can see.
+    pub users: Users,
+    /// MONITOR lists of the clients and their union upstream.
+    pub monitor: Monitors,
+    /// The away state tether gave the server.
+    pub away: UpstreamAway,
 }
 
 /// A registered connection that lasted this long resets the backoff.
@@ -131,6 +146,7 @@ impl Network {
             link: None,
             writer_task: None,
             link_addr: None,
+            wanted_nick: nick.clone(),
             nick,
             user_host: None,
             isupport: Isupport::new(),
@@ -151,6 +167,9 @@ impl Network {
             detach_timers: HashMap::new(),
             routing: Default::default(),
             pending_registration: None,
+            users: Users::new(CaseMapping::default()),
+            monitor: Monitors::new(CaseMapping::default()),
+            away: UpstreamAway::default(),
         }
     }
 
@@ -193,6 +212,9 @@ impl Network {
         self.channels.clear();
         self.burst_done = false;
         self.routing = Default::default();
+        self.users.clear();
+        self.monitor.reset_link();
+        self.away.reset();
         for (_, (_, task)) in self.detach_timers.drain() {
             task.abort();
         }
@@ -238,6 +260,8 @@ impl Network {
         self.saved.set_mapping(mapping);
         self.pending_keys.set_mapping(mapping);
         self.history.set_casemapping(mapping);
+        self.users.set_mapping(mapping);
+        self.monitor.set_mapping(mapping);
         let timers = std::mem::take(&mut self.detach_timers);
         for (name, timer) in timers {
             self.detach_timers.insert(mapping.fold(&name), timer);

@@ -187,6 +187,22 @@ impl Tether {
         fake: &FakeServer,
         extra: &[&str],
     ) -> FakeConn {
+        let mut conn = self.create_network_unsynced(user, name, fake, extra).await;
+        conn.sync().await;
+        conn
+    }
+
+    /// [`create_network_with`](Self::create_network_with) without the
+    /// final sync: returns as soon as the fake server has sent its welcome
+    /// burst, so that everything the bouncer sends after registration is
+    /// still to be read from the connection.
+    pub async fn create_network_unsynced(
+        &self,
+        user: &str,
+        name: &str,
+        fake: &FakeServer,
+        extra: &[&str],
+    ) -> FakeConn {
         let uri = format!("irc+insecure://{}", fake.addr);
         let mut words = vec![
             "user", "run", user, "network", "create", "-addr", &uri, "-name", name,
@@ -203,8 +219,7 @@ impl Tether {
                 "creating network {name:?}: expected {want:?}, got {lines:?}"
             );
         };
-        let ((), mut conn) = tokio::join!(create, fake.accept());
-        conn.sync().await;
+        let ((), conn) = tokio::join!(create, fake.accept());
         conn
     }
 
@@ -290,6 +305,19 @@ pub struct Setup {
 impl Setup {
     pub async fn new() -> Setup {
         Setup::with_options(FakeServerOptions::default()).await
+    }
+
+    /// [`Setup::with_options`] without syncing the upstream connection:
+    /// what the bouncer sends right after registration (MONITOR, AWAY) is
+    /// still to be read.
+    pub async fn with_options_unsynced(opts: FakeServerOptions) -> Setup {
+        let tether = Tether::start().await;
+        tether.create_user("alice").await;
+        let fake = FakeServer::bind(opts).await;
+        let conn = tether
+            .create_network_unsynced("alice", "fake", &fake, &[])
+            .await;
+        Setup { tether, fake, conn }
     }
 
     pub async fn with_options(opts: FakeServerOptions) -> Setup {
@@ -727,4 +755,23 @@ pub async fn tetherctl(config: &Path, words: &[&str]) -> CtlOutput {
             panic!("tetherctl {words:?} did not exit within {TIMEOUT:?}")
         }
     }
+}
+
+static MARKER_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Everything the bouncer sent upstream in answer to the client's earlier
+/// commands: the client sends a command the bouncer relays as it is
+/// (`TIME <unique token>`), and the upstream connection is read up to it.
+/// Lines queued upstream keep their order, so whatever the client's
+/// earlier commands made the bouncer send comes before the marker.
+pub async fn upstream_until_marker(client: &mut TestClient, conn: &mut FakeConn) -> Vec<Message> {
+    let n = MARKER_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let token = format!("tether-marker-{n}");
+    client.send(&format!("TIME {token}")).await;
+    let mut seen = collect_until(conn, &format!("TIME {token}"), |m| {
+        m.command == "TIME" && m.param(0) == Some(token.as_str())
+    })
+    .await;
+    seen.pop();
+    seen
 }

@@ -2,12 +2,14 @@
 //! dispatches a client's input to them; commands without a handler are
 //! relayed to the client's network unchanged.
 
+mod away;
 mod bouncer;
 pub mod cap;
 mod chathistory;
 mod isupport;
 mod join;
 mod markread;
+mod monitor;
 mod names;
 mod nick;
 mod part;
@@ -19,6 +21,7 @@ mod registered;
 mod relay;
 mod search;
 mod setname;
+mod who;
 
 use crate::downstream::ClientId;
 use crate::proto::{Message, numeric};
@@ -55,6 +58,7 @@ impl UserActor {
                 if self.clients.remove(&id).is_some() {
                     tracing::info!(client = id, "client disconnected");
                 }
+                self.on_client_closed(id);
             }
         }
     }
@@ -91,6 +95,9 @@ impl UserActor {
             "REGISTER" | "VERIFY" => self.on_client_register(id, msg),
             "JOIN" if bound.is_some() => self.on_client_join(id, msg),
             "NAMES" => self.on_client_names(id, msg),
+            "WHO" => self.on_client_who(id, msg),
+            "MONITOR" => self.on_client_monitor(id, &msg),
+            "AWAY" => self.on_client_away(id, &msg),
             _ => self.relay_client_command(id, msg),
         }
     }

@@ -25,7 +25,13 @@ impl UserActor {
         };
         match client.network {
             Some(net_id) => {
-                self.forward_labeled(id, net_id, &msg);
+                // The nick asked for is the one tether wants back should
+                // the server refuse it (see the nick errors handler).
+                if self.forward_labeled(id, net_id, &msg)
+                    && let Some(net) = self.networks.get_mut(&net_id)
+                {
+                    net.wanted_nick = new;
+                }
             }
             None => {
                 let old = std::mem::replace(&mut client.nick, new.clone());

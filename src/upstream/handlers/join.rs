@@ -63,6 +63,9 @@ impl UserActor {
                 channel.members.insert(nick, String::new());
             }
         }
+        if net.is_user_relevant(nick) {
+            net.cache_join(&source, &msg);
+        }
         self.relay_upstream(net_id, msg);
         let host = self.shared.config.hostname.clone();
         for name in joined {

@@ -20,9 +20,11 @@ impl UserActor {
             if let Some(saved) = net.saved.remove(&channel) {
                 self.shared.db.delete_channel_detached(net_id, saved.name);
             }
+            net.prune_users();
             self.stop_detach_timer(net_id, &channel);
         } else if let Some(ch) = net.channels.get_mut(&channel) {
             ch.members.remove(&target);
+            net.forget_user_if_unneeded(&target);
         }
         self.relay_upstream(net_id, msg);
     }

@@ -3,12 +3,14 @@
 //! clients should see goes on through
 //! [`UserActor::relay_to_clients`](crate::user::UserActor).
 
+mod away_replies;
 mod cap;
 mod channel_modes;
 mod error;
 mod isupport;
 mod join;
 mod kick;
+mod monitor;
 mod motd;
 mod names;
 mod nick;
@@ -20,7 +22,10 @@ mod refused;
 mod register;
 mod sasl;
 mod topic;
+mod user_updates;
 mod welcome;
+mod who;
+mod whois;
 
 use crate::proto::Message;
 use crate::user::UserActor;
@@ -92,6 +97,11 @@ impl UserActor {
             "TOPIC" | "331" | "332" | "333" => self.on_upstream_topic(net_id, msg),
             "353" | "366" => self.on_upstream_names(net_id, msg),
             "MODE" | "324" | "329" => self.on_upstream_mode(net_id, msg),
+            "352" | "354" | "315" => self.on_upstream_who(net_id, msg),
+            "311" | "301" => self.on_upstream_whois(net_id, msg),
+            "AWAY" | "ACCOUNT" | "CHGHOST" | "SETNAME" => self.on_upstream_user_update(net_id, msg),
+            "730" | "731" | "732" | "733" | "734" => self.on_upstream_monitor(net_id, msg),
+            "305" | "306" => self.on_upstream_away_reply(net_id, msg),
             _ => self.relay_upstream(net_id, msg),
         }
     }

@@ -1,6 +1,7 @@
 //! The MOTD (375/372/376) or 422: its end closes the server's connection
 //! burst. The first MOTD is swallowed; then saved channels are rejoined,
-//! keyed channels first, in as few JOIN lines as fit.
+//! keyed channels first, in as few JOIN lines as fit, the MONITOR list
+//! and the away state are restored.
 
 use crate::proto::Message;
 use crate::user::UserActor;
@@ -36,6 +37,8 @@ impl UserActor {
         for line in join_lines(keyed, plain) {
             net.send(line.to_string());
         }
+        self.resend_monitors(net_id);
+        self.update_away(net_id);
         // Clients that attached while the network was still registering
         // got default parameters; give them the server's real ones.
         let host = self.shared.config.hostname.clone();

@@ -1,5 +1,7 @@
 //! NAMES replies (353/366): members are collected while the reply arrives
-//! and replace the channel's member list at its end.
+//! and replace the channel's member list at its end. Entries may come as
+//! `nick!user@host` (userhost-in-names): the member is the bare nick and
+//! the user cache learns the user and host.
 
 use crate::proto::Message;
 use crate::proto::casemap::CaseMap;
@@ -34,14 +36,23 @@ impl UserActor {
                         .map(char::len_utf8)
                         .sum();
                     let (prefixes, rest) = entry.split_at(prefix_len);
-                    pending.insert(source_nick(rest), prefixes.to_string());
+                    let nick = source_nick(rest);
+                    if nick.is_empty() {
+                        continue;
+                    }
+                    pending.insert(nick, prefixes.to_string());
+                    // userhost-in-names: `nick!user@host`.
+                    if rest.len() > nick.len() {
+                        net.users.entry(nick).apply_source(rest);
+                    }
                 }
             }
         } else if let Some(ch) = msg.param(1).and_then(|c| net.channels.get_mut(c)) {
+            ch.synced = true;
             if let Some(members) = ch.names_pending.take() {
                 ch.members = members;
+                net.prune_users();
             }
-            ch.synced = true;
         }
         self.relaying_implicit_names = implicit;
         self.relay_upstream(net_id, msg);

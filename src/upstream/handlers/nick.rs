@@ -25,6 +25,7 @@ impl UserActor {
                 shared.push(channel.name.clone());
             }
         }
+        net.users.rename(&old, &new);
         if own {
             net.nick = new.clone();
             for id in self.clients_of(Some(net_id)) {
@@ -34,5 +35,8 @@ impl UserActor {
             }
         }
         self.relay_upstream_fanout(net_id, msg, shared);
+        if own {
+            self.update_nick_regain(net_id);
+        }
     }
 }

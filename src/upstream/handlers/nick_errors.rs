@@ -1,6 +1,7 @@
 //! Nick errors (432, 433, 436, 437). During registration tether picks
 //! another nick by appending `_`; after registration they are the answer to
-//! a client's NICK and go to the clients.
+//! a client's NICK and go to the clients, except the answer to tether's
+//! own attempt to regain its nick.
 
 use crate::proto::Message;
 use crate::user::UserActor;
@@ -15,7 +16,27 @@ impl UserActor {
             return;
         };
         if net.state != LinkState::Registering {
+            // The answer to a nick regain attempt is tether's own business.
+            let regain = net
+                .monitor
+                .regain_sent
+                .as_deref()
+                .is_some_and(|n| msg.param(1).is_some_and(|p| net.casemapping.eq(n, p)));
+            if regain {
+                net.monitor.regain_sent = None;
+                return;
+            }
+            // A client's NICK was refused: an invalid nick is given up,
+            // one in use is regained once it is free.
+            if msg.command == "432"
+                && msg
+                    .param(1)
+                    .is_some_and(|p| net.casemapping.eq(p, &net.wanted_nick))
+            {
+                net.wanted_nick = net.nick.clone();
+            }
             self.relay_upstream(net_id, msg);
+            self.update_nick_regain(net_id);
             return;
         }
         if msg.command == "432" {

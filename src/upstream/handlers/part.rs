@@ -28,6 +28,11 @@ impl UserActor {
                 channel.members.remove(&nick);
             }
         }
+        if own {
+            net.prune_users();
+        } else {
+            net.forget_user_if_unneeded(&nick);
+        }
         for name in parted {
             self.stop_detach_timer(net_id, &name);
         }

@@ -1,4 +1,5 @@
-//! `QUIT` of another user: they leave every channel we share.
+//! `QUIT` of another user: they leave every channel we share, and the
+//! user cache forgets them.
 
 use crate::proto::Message;
 use crate::user::UserActor;
@@ -15,6 +16,7 @@ impl UserActor {
                     shared.push(channel.name.clone());
                 }
             }
+            net.users.remove(nick);
         }
         self.relay_upstream_fanout(net_id, msg, shared);
     }
