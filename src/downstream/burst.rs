@@ -192,13 +192,23 @@ pub fn channel_burst(
 }
 
 /// 353 lines (split to stay well under the line limit) and 366, with every
-/// prefix of each member; the per-client filter reduces them for clients
-/// without multi-prefix.
+/// prefix of each member and `nick!user@host` where known; the per-client
+/// filter reduces them for clients without multi-prefix or
+/// userhost-in-names.
 pub fn names_reply(host: &str, nick: &str, net: &Network, channel: &Channel) -> Vec<Message> {
     let mut entries: Vec<String> = channel
         .members
         .iter()
-        .map(|(member, prefixes)| format!("{}{member}", net.sort_prefixes(prefixes)))
+        .map(|(member, prefixes)| {
+            // nick!user@host when known; the filter strips it again for
+            // clients without userhost-in-names.
+            let name = net
+                .users
+                .get(member)
+                .map(|u| u.mask())
+                .unwrap_or_else(|| member.to_string());
+            format!("{}{name}", net.sort_prefixes(prefixes))
+        })
         .collect();
     entries.sort();
     let mut out = Vec::new();

@@ -285,3 +285,47 @@ async fn away_setname_and_chghost_relayed_from_inspircd() {
     assert_eq!(m.param(0), Some("Alice Through Tether"), "{m}");
     drop(it.ircd);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_through_tether_on_inspircd() {
+    let Some(mut it) = Interop::start().await else {
+        println!("skipped: inspircd not installed");
+        return;
+    };
+    let mut c = it.client("phone", &[]).await;
+    c.send("MONITOR + direct,nobodyhere").await;
+    let online = c.expect("730 for direct", |m| m.command == "730").await;
+    // The user@host part of a 730 target is optional (InspIRCd omits it).
+    assert!(
+        online
+            .params
+            .last()
+            .is_some_and(|l| l == "direct" || l.starts_with("direct!")),
+        "{online}"
+    );
+    let offline = c.expect("731 for nobodyhere", |m| m.command == "731").await;
+    assert_eq!(
+        offline.params.last().map(String::as_str),
+        Some("nobodyhere")
+    );
+
+    c.send("MONITOR L").await;
+    let list = c.expect("732", |m| m.command == "732").await;
+    let mut nicks: Vec<&str> = list
+        .params
+        .last()
+        .map(|l| l.split(',').collect())
+        .unwrap_or_default();
+    nicks.sort_unstable();
+    assert_eq!(nicks, ["direct", "nobodyhere"], "{list}");
+    c.expect("733", |m| m.command == "733").await;
+
+    it.direct.send("QUIT :bye").await;
+    let gone = c
+        .expect("731 for direct after its QUIT", |m| {
+            m.command == "731" && m.params.last().is_some_and(|l| l == "direct")
+        })
+        .await;
+    assert_eq!(gone.command, "731");
+    drop(it.ircd);
+}

@@ -187,3 +187,42 @@ async fn names_for_a_joined_channel_is_answered_by_tether_for_the_asker_only() {
         .await;
     assert_eq!(up.param(0), Some("#elsewhere"), "{up}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_carry_userhosts_only_for_clients_with_userhost_in_names() {
+    let mut s = Setup::new().await;
+    let mut phone = s.client("phone", &["userhost-in-names"]).await;
+    s.join(&mut phone, "#chan", None, &["bob"]).await;
+    // carol joins after us: tether learns her user@host from the JOIN.
+    s.conn.send(":carol!cu@carol.example JOIN #chan").await;
+    phone
+        .expect("carol's JOIN", |m| {
+            m.command == "JOIN" && m.source_nick() == Some("carol")
+        })
+        .await;
+
+    phone.send("NAMES #chan").await;
+    let names = phone
+        .expect("353 for #chan", |m| {
+            m.command == "353" && m.param(2) == Some("#chan")
+        })
+        .await;
+    let entries: Vec<&str> = names.params[3].split(' ').collect();
+    assert!(entries.contains(&"carol!cu@carol.example"), "{names}");
+    assert!(
+        entries.contains(&"bob"),
+        "unknown userhost stays bare: {names}"
+    );
+
+    // A client without the capability, attaching now, gets bare nicks in
+    // its burst.
+    let mut laptop = s.client("laptop", &[]).await;
+    let names = laptop
+        .expect("353 for #chan in the burst", |m| {
+            m.command == "353" && m.param(2) == Some("#chan")
+        })
+        .await;
+    let entries: Vec<&str> = names.params[3].split(' ').collect();
+    assert!(entries.contains(&"carol"), "{names}");
+    assert!(!names.params[3].contains('!'), "{names}");
+}
