@@ -63,12 +63,7 @@ impl UserActor {
             ),
             None => None,
         };
-        let id = self.service_target_network(flags.value("network"), context)?;
-        let mut record = self
-            .networks
-            .get(&id)
-            .map(|n| n.record.clone())
-            .ok_or("network vanished")?;
+        let (id, mut record) = self.service_target_record(flags.value("network"), context)?;
         let cert = client_cert::generate(key_type, bits).map_err(|e| e.to_string())?;
         let mut lines = fingerprint_lines(&cert.cert_pem)?;
         record.client_cert = Some(cert.cert_pem);
@@ -111,12 +106,7 @@ impl UserActor {
     ) -> ServiceResult {
         let flags = parse_flags(args, NETWORK_FLAG).map_err(|e| e.to_string())?;
         no_positional(&flags.positional)?;
-        let id = self.service_target_network(flags.value("network"), context)?;
-        let mut record = self
-            .networks
-            .get(&id)
-            .map(|n| n.record.clone())
-            .ok_or("network vanished")?;
+        let (id, mut record) = self.service_target_record(flags.value("network"), context)?;
         if record.client_cert.is_none() {
             return Err(format!("no client certificate for {}", record.name));
         }

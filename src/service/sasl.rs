@@ -32,6 +32,22 @@ impl UserActor {
         }
     }
 
+    /// The network a command is about (see
+    /// [`Self::service_target_network`]) with a copy of its settings.
+    pub(super) fn service_target_record(
+        &self,
+        named: Option<&str>,
+        context: Option<i64>,
+    ) -> Result<(i64, crate::db::NetworkRecord), String> {
+        let id = self.service_target_network(named, context)?;
+        let record = self
+            .networks
+            .get(&id)
+            .map(|n| n.record.clone())
+            .ok_or("network vanished")?;
+        Ok((id, record))
+    }
+
     pub(crate) fn service_sasl_status(
         &self,
         args: &[String],
@@ -74,12 +90,7 @@ impl UserActor {
                 "usage: sasl set-plain [-network <name>] <username> <password>".to_string(),
             );
         };
-        let id = self.service_target_network(flags.value("network"), context)?;
-        let mut record = self
-            .networks
-            .get(&id)
-            .map(|n| n.record.clone())
-            .ok_or("network vanished")?;
+        let (id, mut record) = self.service_target_record(flags.value("network"), context)?;
         record.sasl_mechanism = Some("PLAIN".to_string());
         record.sasl_plain_username = Some(username.clone());
         record.sasl_plain_password = Some(password.clone());
@@ -92,12 +103,7 @@ impl UserActor {
         context: Option<i64>,
     ) -> ServiceResult {
         let flags = parse_flags(args, FLAGS).map_err(|e| e.to_string())?;
-        let id = self.service_target_network(flags.value("network"), context)?;
-        let mut record = self
-            .networks
-            .get(&id)
-            .map(|n| n.record.clone())
-            .ok_or("network vanished")?;
+        let (id, mut record) = self.service_target_record(flags.value("network"), context)?;
         record.sasl_mechanism = None;
         record.sasl_plain_username = None;
         record.sasl_plain_password = None;

@@ -29,17 +29,22 @@ impl UserActor {
     /// behalf of a client) takes to the user's clients: stamp server-time,
     /// store it where it belongs, and deliver once it is durable.
     pub(crate) fn relay_to_clients(&mut self, net: i64, msg: Message, except: Option<ClientId>) {
-        let classified = self.networks.get(&net).and_then(|n| {
+        let classified = self.classify_for(net, &msg);
+        self.relay_classified(net, msg, except, classified, None);
+    }
+
+    /// Where `msg` belongs in the history of network `net`, if anywhere.
+    fn classify_for(&self, net: i64, msg: &Message) -> Option<Classified> {
+        self.networks.get(&net).and_then(|n| {
             let statusmsg = n.isupport.get("STATUSMSG").flatten().unwrap_or("");
             classify::classify(
-                &msg,
+                msg,
                 &n.nick,
                 n.casemapping,
                 &|t: &str| n.is_channel(t),
                 statusmsg,
             )
-        });
-        self.relay_classified(net, msg, except, classified, None);
+        })
     }
 
     /// Relay a client's own message to the user's clients; the sender gets
@@ -58,16 +63,7 @@ impl UserActor {
             batch: None,
             batch_forwarded: false,
         };
-        let classified = self.networks.get(&net).and_then(|n| {
-            let statusmsg = n.isupport.get("STATUSMSG").flatten().unwrap_or("");
-            classify::classify(
-                &msg,
-                &n.nick,
-                n.casemapping,
-                &|t: &str| n.is_channel(t),
-                statusmsg,
-            )
-        });
+        let classified = self.classify_for(net, &msg);
         self.relay_classified(net, msg, None, classified, Some(route));
     }
 

@@ -35,19 +35,7 @@ async fn messages_flow_both_ways_through_tether_on_inspircd() {
 
     let uri = format!("irc+insecure://{}", ircd.addr());
     let lines = t
-        .admin_words(&[
-            "user",
-            "run",
-            "alice",
-            "network",
-            "create",
-            "-addr",
-            &uri,
-            "-name",
-            "insp",
-            "-nick",
-            "tetheralice",
-        ])
+        .create_network_at("alice", "insp", &uri, &["-nick", "tetheralice"])
         .await
         .expect("creating the network");
     assert!(

@@ -57,19 +57,7 @@ impl Interop {
             .await;
         let uri = format!("irc+insecure://{}", ircd.addr());
         tether
-            .admin_words(&[
-                "user",
-                "run",
-                "alice",
-                "network",
-                "create",
-                "-addr",
-                &uri,
-                "-name",
-                "insp",
-                "-nick",
-                "tetheralice",
-            ])
+            .create_network_at("alice", "insp", &uri, &["-nick", "tetheralice"])
             .await
             .expect("creating the network");
         direct

@@ -192,6 +192,22 @@ impl Tether {
         conn
     }
 
+    /// `network create -addr <uri> -name <name> <extra...>` for `user`,
+    /// without waiting for any connection: the admin reply lines.
+    pub async fn create_network_at(
+        &self,
+        user: &str,
+        name: &str,
+        uri: &str,
+        extra: &[&str],
+    ) -> Result<Vec<String>, String> {
+        let mut words = vec![
+            "user", "run", user, "network", "create", "-addr", uri, "-name", name,
+        ];
+        words.extend_from_slice(extra);
+        self.admin_words(&words).await
+    }
+
     /// [`create_network_with`](Self::create_network_with) without the
     /// final sync: returns as soon as the fake server has sent its welcome
     /// burst, so that everything the bouncer sends after registration is

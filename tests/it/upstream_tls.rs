@@ -217,21 +217,12 @@ async fn sasl_external_presents_the_generated_client_certificate() {
     let server = TlsFake::bind(FakeServerOptions::default(), true).await;
     let uri = server.uri();
     let created = t
-        .admin_words(&[
-            "user",
-            "run",
+        .create_network_at(
             "alice",
-            "network",
-            "create",
-            "-addr",
-            &uri,
-            "-name",
             "fake",
-            "-certfp",
-            &server.sha256,
-            "-enabled",
-            "false",
-        ])
+            &uri,
+            &["-certfp", &server.sha256, "-enabled", "false"],
+        )
         .await;
     created.expect("network created");
 

@@ -19,16 +19,7 @@ impl UserActor {
             // 730 <me> :nick!user@host,...  /  731 <me> :nick,...
             "730" | "731" => {
                 let online = msg.command == "730";
-                let targets: Vec<String> = msg
-                    .params
-                    .last()
-                    .map(|l| {
-                        l.split(',')
-                            .filter(|t| !t.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let targets = split_targets(msg.params.last().map(String::as_str));
                 let mut regain = false;
                 for target in &targets {
                     let nick = source_nick(target);
@@ -53,15 +44,7 @@ impl UserActor {
             }
             // 734 <me> <limit> <targets> :Monitor list is full.
             "734" => {
-                let targets: Vec<String> = msg
-                    .param(2)
-                    .map(|l| {
-                        l.split(',')
-                            .filter(|t| !t.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let targets = split_targets(msg.param(2));
                 self.relay_monitor_reply(net_id, &msg, &targets, Some(2));
             }
             // 732/733 answer `MONITOR L`, which tether never sends upstream:
@@ -129,4 +112,15 @@ impl UserActor {
             self.send_ordered(*id, msg.clone());
         }
     }
+}
+
+/// The comma-separated targets of a MONITOR numeric.
+fn split_targets(list: Option<&str>) -> Vec<String> {
+    list.map(|l| {
+        l.split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
 }
