@@ -881,3 +881,45 @@ async fn registered_account_becomes_the_sasl_login() {
         s.conn.transcript()
     );
 }
+
+#[tokio::test]
+async fn verified_account_becomes_the_sasl_login() {
+    let mut s = Setup::with_options(offering(&[
+        "message-tags",
+        "sasl=PLAIN",
+        "draft/account-registration",
+    ]))
+    .await;
+    let mut c = s.client("phone", &["draft/account-registration"]).await;
+    c.sync().await;
+    let sn = s.conn.server_name.clone();
+    // `*` as the account name means the current nick.
+    c.send("REGISTER * * pw2").await;
+    let up = s.conn.expect_cmd("REGISTER").await;
+    assert_eq!(up.params, ["*", "*", "pw2"]);
+    let nick = s.conn.nick.clone();
+    s.conn
+        .send(&format!(
+            ":{sn} REGISTER VERIFICATION_REQUIRED {nick} :Check your email"
+        ))
+        .await;
+    c.expect_cmd("REGISTER").await;
+    c.send(&format!("VERIFY {nick} 12345")).await;
+    let up = s.conn.expect_cmd("VERIFY").await;
+    assert_eq!(up.params, [nick.as_str(), "12345"]);
+    s.conn
+        .send(&format!(":{sn} VERIFY SUCCESS {nick} :Account verified"))
+        .await;
+    let m = c.expect_cmd("VERIFY").await;
+    assert_eq!(m.params[..2], ["SUCCESS", nick.as_str()], "{m}");
+    s.conn.sync().await;
+    let old = s.conn;
+    old.kill();
+    s.conn = s.fake.accept().await;
+    assert_eq!(
+        s.conn.sasl,
+        Some((nick, "pw2".to_string())),
+        "{}",
+        s.conn.transcript()
+    );
+}

@@ -601,9 +601,13 @@ async fn list_commands_are_serialised_and_routed() {
 async fn whois_is_aborted_when_the_upstream_drops() {
     let mut s = Setup::new().await;
     let mut a = s.client("a", &[]).await;
-    a.sync().await;
+    let mut b = s.client("b", &[]).await;
     let (sn, nick) = (s.conn.server_name.clone(), s.conn.nick.clone());
     a.send("WHOIS bob").await;
+    a.sync().await;
+    // b's WHOIS waits behind a's.
+    b.send("WHOIS carol").await;
+    b.sync().await;
     s.conn.expect_cmd("WHOIS").await;
     s.conn
         .send(&format!(":{sn} 311 {nick} bob b h.example * :Bob"))
@@ -613,7 +617,12 @@ async fn whois_is_aborted_when_the_upstream_drops() {
     old.kill();
     let m = a.expect_cmd("318").await;
     assert_eq!(m.params, [nick.as_str(), "bob", "Command aborted"], "{m}");
+    let m = b.expect_cmd("318").await;
+    assert_eq!(m.params, [nick.as_str(), "carol", "Command aborted"], "{m}");
+    // The next connection starts with nothing owed.
     s.conn = s.fake.accept().await;
     s.conn.sync().await;
-    a.sync().await;
+    a.send("WHOIS dave").await;
+    let up = s.conn.expect_cmd("WHOIS").await;
+    assert_eq!(up.params, ["dave"]);
 }
