@@ -71,6 +71,28 @@ impl UserActor {
         Some(ctx.label.clone())
     }
 
+    /// Answer a command of client `id` whose label was deferred (see
+    /// [`Self::defer_label`]) until its answer arrived in a later event:
+    /// what `send` sends to the client goes out under `label`, as an
+    /// immediate answer would have.
+    pub(crate) fn answer_deferred(
+        &mut self,
+        id: ClientId,
+        label: Option<String>,
+        send: impl FnOnce(&mut Self),
+    ) {
+        let outer = self.label_ctx.take();
+        self.label_ctx = label.map(|label| LabelCtx {
+            client: id,
+            label,
+            replies: Vec::new(),
+            deferred: false,
+        });
+        send(self);
+        self.end_label();
+        self.label_ctx = outer;
+    }
+
     /// Whether replies to `id` are being collected right now.
     pub(crate) fn collecting_for(&self, id: ClientId) -> bool {
         self.label_ctx.as_ref().is_some_and(|c| c.client == id)

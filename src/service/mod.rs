@@ -355,12 +355,20 @@ impl UserActor {
         if spec.global {
             let shared = self.shared.clone();
             let events = self.tx.clone();
+            let label = match &respond {
+                Responder::Client(client) => self.defer_label(*client),
+                Responder::Oneshot(_) => None,
+            };
             tokio::spawn(async move {
                 let result = run_global(shared, caller, spec, args).await;
                 match respond {
                     Responder::Client(client) => {
                         let _ = events
-                            .send(UserEvent::ServiceReply { client, result })
+                            .send(UserEvent::ServiceReply {
+                                client,
+                                result,
+                                label,
+                            })
                             .await;
                     }
                     Responder::Oneshot(tx) => {

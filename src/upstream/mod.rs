@@ -169,6 +169,9 @@ impl UserActor {
             net.failures = 0;
             net.last_error = None;
         }
+        // The old connection's capabilities are gone until the new one
+        // has them.
+        self.sync_network_caps(id);
         self.connect_network(id, Duration::ZERO);
     }
 

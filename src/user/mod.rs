@@ -65,6 +65,8 @@ pub enum UserEvent {
     ServiceReply {
         client: ClientId,
         result: ServiceResult,
+        /// The label of the client's command, answered now.
+        label: Option<String>,
     },
     /// The backlog a client missed, fetched from the store.
     Backlog {
@@ -78,6 +80,8 @@ pub enum UserEvent {
     HistoryReply {
         client: ClientId,
         reply: crate::downstream::history::Reply,
+        /// The label of the client's command, answered now.
+        label: Option<String>,
     },
     /// A channel's detach-after timer fired.
     DetachTimer {
@@ -244,16 +248,26 @@ impl UserActor {
                     let responder = crate::service::Responder::Oneshot(reply);
                     self.dispatch_service(words, true, None, responder).await;
                 }
-                UserEvent::ServiceReply { client, result } => {
-                    self.send_service_result(client, result);
-                }
+                UserEvent::ServiceReply {
+                    client,
+                    result,
+                    label,
+                } => self.answer_deferred(client, label, |actor| {
+                    actor.send_service_result(client, result)
+                }),
                 UserEvent::Backlog {
                     client,
                     net,
                     result,
                 } => self.on_backlog(client, net, result),
                 UserEvent::BacklogSent { client } => self.on_backlog_sent(client),
-                UserEvent::HistoryReply { client, reply } => self.send_history_reply(client, reply),
+                UserEvent::HistoryReply {
+                    client,
+                    reply,
+                    label,
+                } => self.answer_deferred(client, label, |actor| {
+                    actor.send_history_reply(client, reply)
+                }),
                 UserEvent::DetachTimer {
                     net,
                     channel,

@@ -50,7 +50,14 @@ impl UserActor {
     /// Relay a client's own message to the user's clients; the sender gets
     /// it (with its label) only when it asked for echo-message.
     pub(crate) fn relay_echo(&mut self, net: i64, msg: Message, sender: ClientId) {
-        let label = if self.collecting_for(sender) {
+        // The echo answers a labeled command only for a sender that gets
+        // it; otherwise the command's answer is an ACK (from tether or
+        // the network).
+        let gets_echo = self
+            .clients
+            .get(&sender)
+            .is_some_and(|c| c.has_cap("echo-message"));
+        let label = if gets_echo && self.collecting_for(sender) {
             self.defer_label(sender)
         } else {
             None
@@ -286,6 +293,11 @@ impl UserActor {
                 let has_echo = client.has_cap("echo-message");
                 if let Some(msg) = route.present(id, has_echo, &out.msg) {
                     self.send_now(id, &msg);
+                } else if let Some(label) = route.ack_label(id, has_echo) {
+                    let mut ack = Message::new("ACK", Vec::<String>::new())
+                        .with_source(self.shared.config.hostname.clone());
+                    ack.set_tag("label", label.to_string());
+                    self.send_now(id, &ack);
                 }
             }
             None => self.send_now(id, &out.msg),

@@ -131,6 +131,19 @@ impl Route {
     }
 }
 
+impl Route {
+    /// The label to acknowledge for client `id` when it does not get the
+    /// message at all: its own labeled message, echoed while it lacks
+    /// echo-message, still needs an answer.
+    pub fn ack_label(&self, id: ClientId, has_echo: bool) -> Option<&str> {
+        if id == self.client && self.echo && !has_echo {
+            self.label.as_deref()
+        } else {
+            None
+        }
+    }
+}
+
 /// A forwarded command waiting for its answer.
 #[derive(Debug, Clone)]
 struct Pending {
@@ -209,6 +222,20 @@ impl UserActor {
     /// Send a client's command to its network, labeled when the answer
     /// must find its way back. Returns false when it could not be sent.
     pub(crate) fn forward_labeled(&mut self, id: ClientId, net_id: i64, msg: &Message) -> bool {
+        self.forward_labeled_as(id, net_id, msg, true)
+    }
+
+    /// [`Self::forward_labeled`]; with `answers` false the network's answer
+    /// does not answer the client's label (tether answers it itself), so
+    /// the network's `ACK` is dropped and anything else reaches the client
+    /// unlabeled.
+    pub(crate) fn forward_labeled_as(
+        &mut self,
+        id: ClientId,
+        net_id: i64,
+        msg: &Message,
+        answers: bool,
+    ) -> bool {
         let Some(net) = self.networks.get(&net_id) else {
             return false;
         };
@@ -220,7 +247,7 @@ impl UserActor {
         out.remove_tag("label");
         let mut registered = None;
         if labels && (collecting || echo) {
-            let label = if collecting {
+            let label = if collecting && answers {
                 self.defer_label(id)
             } else {
                 None

@@ -693,6 +693,7 @@ pub async fn register_fake_conn(opts: &FakeServerOptions, irc: IrcStream) -> Fak
         irc,
         nick: String::new(),
         user: String::new(),
+        realname: String::new(),
         pass: None,
         caps: Vec::new(),
         sasl: None,
@@ -711,6 +712,7 @@ struct Registration<'a> {
     opts: &'a FakeServerOptions,
     nick: Option<String>,
     user: Option<String>,
+    realname: Option<String>,
     cap_started: bool,
     cap_ended: bool,
     /// Base64 chunks of an AUTHENTICATE payload in progress.
@@ -723,6 +725,7 @@ impl<'a> Registration<'a> {
             opts,
             nick: None,
             user: None,
+            realname: None,
             cap_started: false,
             cap_ended: false,
             sasl_buf: None,
@@ -764,7 +767,10 @@ impl<'a> Registration<'a> {
                         self.nick = Some(nick.to_string());
                     }
                 }
-                "USER" => self.user = m.param(0).map(str::to_string),
+                "USER" => {
+                    self.user = m.param(0).map(str::to_string);
+                    self.realname = m.param(3).map(str::to_string);
+                }
                 "PING" => {
                     let token = m.params.last().cloned().unwrap_or_default();
                     conn.send_msg(&Message::new("PONG", [sn.clone(), token]).with_source(&sn))
@@ -778,6 +784,7 @@ impl<'a> Registration<'a> {
             {
                 conn.nick = nick.clone();
                 conn.user = user.clone();
+                conn.realname = self.realname.clone().unwrap_or_default();
                 break;
             }
         }
@@ -950,6 +957,8 @@ pub struct FakeConn {
     pub nick: String,
     /// The USER username.
     pub user: String,
+    /// The USER realname.
+    pub realname: String,
     pub pass: Option<String>,
     /// Capabilities acknowledged.
     pub caps: Vec<String>,
@@ -1057,6 +1066,29 @@ impl FakeConn {
         self.send(&format!(":{sn} 366 {nick} {channel} :End of /NAMES list."))
             .await;
         join
+    }
+
+    /// Expect a `CAP REQ` after registration (e.g. after `CAP NEW`) and
+    /// acknowledge it whole; returns the requested capabilities.
+    pub async fn ack_cap_req(&mut self) -> Vec<String> {
+        let req = self
+            .expect("CAP REQ", |m| {
+                m.command == "CAP" && m.param(0).is_some_and(|s| s.eq_ignore_ascii_case("REQ"))
+            })
+            .await;
+        let list = req.params.last().cloned().unwrap_or_default();
+        let requested: Vec<String> = list.split_whitespace().map(str::to_string).collect();
+        for c in &requested {
+            match c.strip_prefix('-') {
+                Some(off) => self.caps.retain(|x| x != off),
+                None if !self.caps.contains(c) => self.caps.push(c.clone()),
+                None => {}
+            }
+        }
+        let (sn, nick) = (self.server_name.clone(), self.nick.clone());
+        self.send(&format!(":{sn} CAP {nick} ACK :{}", list.trim()))
+            .await;
+        requested
     }
 
     /// Drop the connection abruptly (no QUIT/ERROR).

@@ -288,6 +288,7 @@ impl UserActor {
         }
         let db = self.shared.db.clone();
         let tx = self.tx.clone();
+        let label = self.defer_label(id);
         self.tasks.push(tokio::spawn(async move {
             let reply = match query_store(&db, net_id, &query).await {
                 Ok(entries) => Reply::Messages {
@@ -306,7 +307,11 @@ impl UserActor {
                 }
             };
             let _ = tx
-                .send(crate::user::UserEvent::HistoryReply { client: id, reply })
+                .send(crate::user::UserEvent::HistoryReply {
+                    client: id,
+                    reply,
+                    label,
+                })
                 .await;
         }));
     }
@@ -352,6 +357,7 @@ impl UserActor {
             .iter()
             .map(|(_, c)| (net.casemapping.fold(&c.name), c.name.clone()))
             .collect();
+        let label = self.defer_label(id);
         self.tasks.push(tokio::spawn(async move {
             let reply = match db.history_targets(net_id, from, to, limit, detached).await {
                 Ok(found) => Reply::Targets(
@@ -378,7 +384,11 @@ impl UserActor {
                 }
             };
             let _ = tx
-                .send(crate::user::UserEvent::HistoryReply { client: id, reply })
+                .send(crate::user::UserEvent::HistoryReply {
+                    client: id,
+                    reply,
+                    label,
+                })
                 .await;
         }));
     }

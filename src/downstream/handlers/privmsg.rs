@@ -67,7 +67,11 @@ impl UserActor {
         let upstream_echoes = self.networks.get(&net_id).is_some_and(|n| {
             n.caps_enabled.contains("echo-message") && n.caps_enabled.contains("labeled-response")
         });
-        if !self.forward_labeled(id, net_id, &msg) || upstream_echoes {
+        // When tether makes the echo, it is the answer to a labeled
+        // message for a sender with echo-message, and the network's own
+        // answer (an ACK) is not passed on.
+        let network_answers = upstream_echoes || !echo_self;
+        if !self.forward_labeled_as(id, net_id, &msg, network_answers) || upstream_echoes {
             return;
         }
         let Some(net) = self.networks.get(&net_id) else {

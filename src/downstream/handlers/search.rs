@@ -93,6 +93,7 @@ impl UserActor {
         };
         let db = self.shared.db.clone();
         let tx = self.tx.clone();
+        let label = self.defer_label(id);
         self.tasks.push(tokio::spawn(async move {
             let reply = match db.search_messages(net_id, query).await {
                 Ok(entries) => Reply::Messages {
@@ -110,7 +111,13 @@ impl UserActor {
                     })
                 }
             };
-            let _ = tx.send(UserEvent::HistoryReply { client: id, reply }).await;
+            let _ = tx
+                .send(UserEvent::HistoryReply {
+                    client: id,
+                    reply,
+                    label,
+                })
+                .await;
         }));
     }
 }
