@@ -265,6 +265,14 @@ async fn register(
                 num(shared, writer, "PONG", &[&shared.config.hostname, token]);
             }
             "PONG" => {}
+            // draft/extended-isupport: before the network is known, the
+            // bouncer's own tokens; the burst brings the network's.
+            "ISUPPORT" if reg.caps.contains("draft/extended-isupport") => {
+                for line in crate::downstream::burst::bouncer_isupport_lines(&shared.config, &nick)
+                {
+                    reply(writer, line);
+                }
+            }
             // draft/pre-away: applied when the client attaches.
             "AWAY" if reg.caps.contains("draft/pre-away") => {
                 reg.away = crate::user::away::parse_away(&msg);

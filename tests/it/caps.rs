@@ -945,3 +945,18 @@ async fn verified_account_becomes_the_sasl_login() {
         s.conn.transcript()
     );
 }
+
+#[tokio::test]
+async fn isupport_before_registration_with_extended_isupport() {
+    let s = Setup::new().await;
+    let mut c = TestClient::connect(s.tether.addr).await;
+    c.send("CAP LS 302").await;
+    c.send("ISUPPORT").await;
+    c.expect("451 without the cap", |m| m.command == "451").await;
+    c.request_caps(&["draft/extended-isupport"]).await;
+    c.send("ISUPPORT").await;
+    let line = c.expect_cmd("005").await;
+    let tokens = &line.params[1..line.params.len() - 1];
+    assert!(tokens.iter().any(|t| t.starts_with("NETWORK=")), "{line}");
+    assert!(tokens.iter().any(|t| t == "CASEMAPPING=ascii"), "{line}");
+}
