@@ -952,7 +952,8 @@ async fn isupport_before_registration_with_extended_isupport() {
     let mut c = TestClient::connect(s.tether.addr).await;
     c.send("CAP LS 302").await;
     c.send("ISUPPORT").await;
-    c.expect("451 without the cap", |m| m.command == "451").await;
+    c.expect("451 without the cap", |m| m.command == "451")
+        .await;
     c.request_caps(&["draft/extended-isupport"]).await;
     c.send("ISUPPORT").await;
     let line = c.expect_cmd("005").await;

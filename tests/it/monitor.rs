@@ -214,29 +214,36 @@ async fn the_union_is_sent_again_after_an_upstream_reconnect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_about_monitored_users_reach_only_their_watchers() {
     let mut s = Setup::with_options(FakeServerOptions {
-        caps: vec!["setname".into()],
+        caps: vec!["setname".into(), "extended-monitor".into()],
         ..options(Some("MONITOR=100"))
     })
     .await;
-    let mut phone = s.client("phone", &["setname"]).await;
+    let mut phone = s.client("phone", &["setname", "extended-monitor"]).await;
     let mut laptop = s.client("laptop", &["setname"]).await;
+    let mut tablet = s.client("tablet", &["setname"]).await;
     s.join(&mut phone, "#chan", None, &["carol"]).await;
     expect_own_join(&mut laptop, &s.conn.nick.clone(), "#chan").await;
+    expect_own_join(&mut tablet, &s.conn.nick.clone(), "#chan").await;
     phone.send("MONITOR + bob").await;
     s.conn.expect("MONITOR +", |m| is_monitor(m, "+")).await;
+    // The tablet watches bob too, but without extended-monitor.
+    tablet.send("MONITOR + bob").await;
+    tablet.sync().await;
 
-    // bob shares no channel: only the phone monitors him.
+    // bob shares no channel: only the phone monitors him with
+    // extended-monitor.
     s.conn.send(":bob!b@h SETNAME :Bob Two").await;
     let m = phone.expect_cmd("SETNAME").await;
     assert_eq!(m.params, ["Bob Two"]);
-    laptop
-        .sync_expect_none("SETNAME of a user it does not see", |m| {
+    for c in [&mut laptop, &mut tablet] {
+        c.sync_expect_none("SETNAME of a user it does not follow", |m| {
             m.command == "SETNAME"
         })
         .await;
+    }
     // carol shares a channel: everyone sees her.
     s.conn.send(":carol!c@h SETNAME :Carol Two").await;
-    for c in [&mut phone, &mut laptop] {
+    for c in [&mut phone, &mut laptop, &mut tablet] {
         let m = c.expect_cmd("SETNAME").await;
         assert_eq!(m.source_nick(), Some("carol"));
     }

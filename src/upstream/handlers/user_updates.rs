@@ -50,7 +50,19 @@ impl UserActor {
         }
         match net.notification_audience(&nick) {
             Audience::Everyone => self.relay_upstream(net_id, msg),
-            Audience::Watchers(ids) => self.relay_to_watchers(net_id, &ids, msg),
+            Audience::Watchers(ids) => {
+                // Only extended-monitor asks for news of monitored users
+                // beyond their presence.
+                let ids: Vec<_> = ids
+                    .into_iter()
+                    .filter(|id| {
+                        self.clients.get(id).is_some_and(|c| {
+                            c.has_cap("extended-monitor") || c.has_cap("draft/extended-monitor")
+                        })
+                    })
+                    .collect();
+                self.relay_to_watchers(net_id, &ids, msg)
+            }
         }
     }
 }
