@@ -6,8 +6,9 @@
 //! to that client with the client's own label (or none, when the client
 //! did not label its command).
 //!
-//! LIST, WHO and WHOIS are also serialised per kind, one in flight, so that
-//! even without labels their numerics reach only the client that asked. An
+//! LIST, WHO, WHOIS and NAMES (for channels tether is not in) are also
+//! serialised per kind, one in flight, so that even without labels their
+//! numerics reach only the client that asked. An
 //! answer that never comes is given up after [`REPLY_TIMEOUT`], and every
 //! outstanding one is ended with "Command aborted" when the link drops.
 //!
@@ -37,6 +38,7 @@ pub enum ReplyKind {
     List,
     Who,
     Whois,
+    Names,
 }
 
 impl ReplyKind {
@@ -45,6 +47,7 @@ impl ReplyKind {
             "LIST" => Some(ReplyKind::List),
             "WHO" => Some(ReplyKind::Who),
             "WHOIS" => Some(ReplyKind::Whois),
+            "NAMES" => Some(ReplyKind::Names),
             _ => None,
         }
     }
@@ -54,6 +57,7 @@ impl ReplyKind {
         match self {
             ReplyKind::List => matches!(code, "321" | "322" | "323"),
             ReplyKind::Who => matches!(code, "352" | "354" | "315"),
+            ReplyKind::Names => matches!(code, "353" | "366"),
             ReplyKind::Whois => matches!(
                 code,
                 "301"
@@ -84,6 +88,7 @@ impl ReplyKind {
             ReplyKind::List => "323",
             ReplyKind::Who => "315",
             ReplyKind::Whois => "318",
+            ReplyKind::Names => "366",
         }
     }
 }
@@ -473,9 +478,16 @@ impl UserActor {
         // LIST/WHO/WHOIS numerics belong to the command of their kind in
         // flight, labeled or not.
         if msg.is_numeric() {
-            let kind = [ReplyKind::List, ReplyKind::Who, ReplyKind::Whois]
-                .into_iter()
-                .find(|k| k.includes(&msg.command) && net.routing.head(*k).is_some());
+            // The NAMES that follows our own JOIN answers nobody's query.
+            let join_sync = shared;
+            let kind = [
+                ReplyKind::List,
+                ReplyKind::Who,
+                ReplyKind::Whois,
+                ReplyKind::Names,
+            ]
+            .into_iter()
+            .find(|k| k.includes(&msg.command) && net.routing.head(*k).is_some() && !join_sync);
             if let Some(kind) = kind {
                 if route.is_none()
                     && let Some(head) = net.routing.head(kind)

@@ -186,6 +186,24 @@ async fn names_for_a_joined_channel_is_answered_by_tether_for_the_asker_only() {
         .expect("NAMES upstream", |m| m.command == "NAMES")
         .await;
     assert_eq!(up.param(0), Some("#elsewhere"), "{up}");
+    // Its answer goes only to the asker.
+    let (sn, me) = (s.conn.server_name.clone(), s.conn.nick.clone());
+    s.conn
+        .send(&format!(":{sn} 353 {me} = #elsewhere :dave erin"))
+        .await;
+    s.conn
+        .send(&format!(":{sn} 366 {me} #elsewhere :End of /NAMES list."))
+        .await;
+    phone
+        .expect("366 for #elsewhere", |m| {
+            m.command == "366" && m.param(1) == Some("#elsewhere")
+        })
+        .await;
+    laptop
+        .sync_expect_none("someone else's NAMES reply", |m| {
+            m.command == "353" || m.command == "366"
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
