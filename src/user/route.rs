@@ -15,6 +15,7 @@
 //! Answers that change what everybody sees (a JOIN, an echoed message)
 //! still go to every client; only the asker gets the label.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -111,28 +112,39 @@ pub struct Route {
 
 impl Route {
     /// `msg` as client `id` should get it; `None` when it should not.
-    pub fn present(&self, id: ClientId, has_echo: bool, msg: &Message) -> Option<Message> {
+    /// Only the copies that differ from `msg` are made.
+    pub fn present<'m>(
+        &self,
+        id: ClientId,
+        has_echo: bool,
+        msg: &'m Message,
+    ) -> Option<Cow<'m, Message>> {
         if id != self.client {
             if self.exclusive {
                 return None;
             }
-            let mut msg = msg.clone();
-            if self.batch.is_some() {
-                msg.remove_tag("batch");
+            if self.batch.is_none() {
+                return Some(Cow::Borrowed(msg));
             }
-            return Some(msg);
+            let mut msg = msg.clone();
+            msg.remove_tag("batch");
+            return Some(Cow::Owned(msg));
         }
         if self.echo && !has_echo {
             return None;
+        }
+        let strip_batch = self.batch.is_some() && !self.batch_forwarded;
+        if self.label.is_none() && !strip_batch {
+            return Some(Cow::Borrowed(msg));
         }
         let mut msg = msg.clone();
         if let Some(label) = &self.label {
             msg.set_tag("label", label.clone());
         }
-        if self.batch.is_some() && !self.batch_forwarded {
+        if strip_batch {
             msg.remove_tag("batch");
         }
-        Some(msg)
+        Some(Cow::Owned(msg))
     }
 }
 
