@@ -470,5 +470,19 @@ after
             let parsed = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
             prop_assert_eq!(shape(&parsed), shape(&ds));
         }
+
+        #[test]
+        fn arbitrary_text_never_panics_and_reparses(
+            text in prop_oneof!["\\PC{0,120}", "[a-z \t{}#\"'\\\\\r\n]{0,80}"]
+        ) {
+            // Whatever parses renders back (every word quoted) to the same
+            // directives.
+            if let Ok(doc) = parse(&text) {
+                let mut again = String::new();
+                render(&doc, 0, &mut again);
+                let back = parse(&again).map_err(|e| TestCaseError::fail(format!("{e}\n{again}")))?;
+                prop_assert_eq!(shape(&back), shape(&doc));
+            }
+        }
     }
 }

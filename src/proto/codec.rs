@@ -107,6 +107,10 @@ impl LineDecoder {
         let bytes = rest.strip_suffix(b"\r").unwrap_or(&rest);
         if bytes.is_empty() {
             None
+        } else if bytes.len() > self.max_len {
+            // `decode` keeps one byte beyond the limit for a '\r' that may
+            // still come; with no more input that byte is over the limit.
+            Some(Frame::TooLong)
         } else {
             Some(decode_text(bytes))
         }
@@ -202,6 +206,23 @@ mod tests {
     }
 
     #[test]
+    fn unterminated_final_line_one_byte_over_the_limit_is_too_long() {
+        // Found by the `codec` fuzz target and the chunking proptest: the
+        // byte kept for a possible '\r' came out as part of the last line.
+        let mut d = LineDecoder::new(2);
+        let mut b = BytesMut::from(&b"\r\0a"[..]);
+        assert_eq!(d.decode(&mut b), None);
+        assert_eq!(d.decode_eof(&mut b), Some(Frame::TooLong));
+        assert_eq!(d.decode_eof(&mut b), None);
+        let mut d = LineDecoder::new(17);
+        let mut b = BytesMut::from(&b"NICK\x07\x01\0\0\0\xfb\x005SER\x07u "[..]);
+        assert_eq!(d.decode(&mut b), None);
+        assert_eq!(d.decode_eof(&mut b), Some(Frame::TooLong));
+        let mut b = BytesMut::from(&b"ab\r"[..]);
+        assert_eq!(LineDecoder::new(2).decode_eof(&mut b), Some(line("ab")));
+    }
+
+    #[test]
     fn encode_appends_crlf() {
         let mut out = BytesMut::new();
         encode_line("PING x", &mut out);
@@ -226,6 +247,44 @@ mod tests {
             }
             let want: Vec<Frame> = lines.iter().map(|l| line(l)).collect();
             prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn arbitrary_bytes_in_arbitrary_chunks(
+            wire in proptest::collection::vec(
+                prop_oneof![any::<u8>(), Just(b'\n'), Just(b'\r'), Just(b'a')], 0..200),
+            cuts in proptest::collection::vec(1usize..40, 1..8),
+            max in 1usize..40,
+        ) {
+            // Split at arbitrary points, the stream gives the same frames as
+            // when it arrives whole, and none is above the limit.
+            let run = |sizes: &[usize]| {
+                let mut d = LineDecoder::new(max);
+                let mut b = BytesMut::new();
+                let mut got = Vec::new();
+                let mut rest = &wire[..];
+                for &size in sizes.iter().cycle() {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (chunk, tail) = rest.split_at(size.min(rest.len()));
+                    rest = tail;
+                    b.extend_from_slice(chunk);
+                    got.extend(std::iter::from_fn(|| d.decode(&mut b)));
+                    assert!(b.len() <= max + 1, "buffer above the limit");
+                }
+                got.extend(std::iter::from_fn(|| d.decode_eof(&mut b)));
+                got
+            };
+            let chunked = run(&cuts);
+            prop_assert_eq!(&chunked, &run(&[wire.len().max(1)]));
+            for f in &chunked {
+                if let Frame::Line { text, lossy } = f {
+                    prop_assert!(!text.is_empty() && !text.contains('\n'));
+                    prop_assert!(text.chars().count() <= max, "{:?} above {}", text, max);
+                    prop_assert!(*lossy || text.len() <= max);
+                }
+            }
         }
 
         #[test]

@@ -9,6 +9,11 @@
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
+/// What CR, LF and NUL inside a parameter become on output, where they
+/// cannot be sent. Not a space: in a middle parameter that would split it
+/// in two and shift the parameters after it.
+const PARAM_REPLACEMENT: &str = "\u{fffd}";
+
 /// A parsed IRC message.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Message {
@@ -261,7 +266,7 @@ impl fmt::Display for Message {
             out.push(' ');
             // Parameters cannot carry line breaks or NUL; replace them rather
             // than emit a line that would split into two commands.
-            let clean = param.replace(['\r', '\n', '\0'], " ");
+            let clean = param.replace(['\r', '\n', '\0'], PARAM_REPLACEMENT);
             let needs_colon = clean.is_empty() || clean.starts_with(':') || clean.contains(' ');
             if i == last && needs_colon {
                 out.push(':');
@@ -351,6 +356,20 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_in_middle_params_keep_the_param_count() {
+        // Found by the `message` fuzz target: NUL/CR in a middle parameter
+        // became a space on output, splitting the parameter in two.
+        let line = ":irc.example.org 005 me CHANTYPES=# PRE\u{6}IX=(ov)@+ CASEMAPPIN\0Trfc1459 :are supported";
+        let m = parse(line);
+        assert_eq!(m.params.len(), 5);
+        let back = parse(&m.to_string());
+        assert_eq!(back.params.len(), 5);
+        assert_eq!(back.params[3], "CASEMAPPIN\u{fffd}Trfc1459");
+        let back = parse(&parse("A \r \0").to_string());
+        assert_eq!(back.params, vec!["\u{fffd}", "\u{fffd}"]);
+    }
+
+    #[test]
     fn rejects_empty_and_commandless_lines() {
         assert_eq!("".parse::<Message>(), Err(ParseError::Empty));
         assert_eq!("   ".parse::<Message>(), Err(ParseError::Empty));
@@ -414,6 +433,29 @@ mod tests {
         #[test]
         fn parsing_arbitrary_text_never_panics(s in "\\PC{0,200}") {
             let _ = s.parse::<Message>();
+        }
+
+        #[test]
+        fn parsed_lines_serialise_and_parse_back(
+            s in prop_oneof![
+                any::<String>(),
+                "(@[a-z=;\\\\ ]{0,12} )?(:[!-~]{0,8} +)?[A-Za-z0-9]{1,6}( +:?[ -~\r\0]{0,8}){0,6}",
+            ]
+        ) {
+            if let Ok(first) = s.parse::<Message>() {
+                let wire = first.to_string();
+                let second: Message = wire.parse().map_err(|e| TestCaseError::fail(format!("{wire:?}: {e}")))?;
+                // CR, LF and NUL in parameters are replaced on output;
+                // nothing else changes, least of all the parameter count.
+                let mut want = first.clone();
+                for p in &mut want.params {
+                    if p.contains(['\r', '\n', '\0']) {
+                        *p = p.replace(['\r', '\n', '\0'], PARAM_REPLACEMENT);
+                    }
+                }
+                prop_assert_eq!(&second, &want, "{:?}", wire);
+                prop_assert_eq!(second.to_string(), wire);
+            }
         }
     }
 }
