@@ -19,8 +19,14 @@ use crate::ircd::LoadServer;
 use crate::rig::{Client, ScratchDir};
 use crate::{CLIENT_CAPS, reproduce, table};
 
+/// Connections after which RSS is read a second time.
+const CHECKPOINT: usize = 1000;
+
 /// Settle time before reading memory.
 const SETTLE: Duration = Duration::from_secs(2);
+
+/// Longest a held connection may stay silent before the final PINGs.
+const HOLD_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 /// Limit on the final PING round trip of each connection.
 const PING_WAIT: Duration = Duration::from_secs(120);
@@ -49,10 +55,7 @@ pub async fn clients(n: usize, parallel: usize, hold: u64) -> Result<()> {
     seed(&dir, &seeded, |_, _, _| "#bench".to_string()).await?;
     let child = TetherChild::start(
         &dir,
-        &format!(
-            "max-connections {}\nregistration-timeout 10m\n",
-            n + 100
-        ),
+        &format!("max-connections {}\nregistration-timeout 10m\n", n + 100),
     )
     .await?;
     wait_until("tether's upstream join", || server.joins() >= 1).await?;
@@ -70,6 +73,10 @@ pub async fn clients(n: usize, parallel: usize, hold: u64) -> Result<()> {
         .buffer_unordered(parallel);
     let mut holders = Vec::with_capacity(n);
     let mut failed = 0usize;
+    // RSS once CHECKPOINT connections are up: logins leave allocator
+    // residue that is not per connection (see README "Performance"), so
+    // the marginal cost is measured from here to N.
+    let mut rss_checkpoint = None;
     while let Some(r) = registrations.next().await {
         match r {
             Ok((client, _)) => holders.push(tokio::spawn(hold_open(client, go_rx.clone()))),
@@ -81,8 +88,11 @@ pub async fn clients(n: usize, parallel: usize, hold: u64) -> Result<()> {
             }
         }
         let done = holders.len() + failed;
-        if done % 1000 == 0 {
+        if done.is_multiple_of(1000) {
             eprintln!("clients: {done}/{n}");
+        }
+        if done == CHECKPOINT && n > CHECKPOINT {
+            rss_checkpoint = Some((holders.len(), child.rss_kib()?));
         }
     }
     let connect_time = start.elapsed();
@@ -115,6 +125,7 @@ pub async fn clients(n: usize, parallel: usize, hold: u64) -> Result<()> {
             "RSS before (MiB)",
             "RSS after (MiB)",
             "KiB/connection",
+            "marginal KiB/connection",
             "alive at end",
         ],
         &[vec![
@@ -128,6 +139,13 @@ pub async fn clients(n: usize, parallel: usize, hold: u64) -> Result<()> {
                 "{:.1}",
                 rss_after.saturating_sub(rss_before) as f64 / connected.max(1) as f64
             ),
+            match rss_checkpoint {
+                Some((at, rss)) if connected > at => format!(
+                    "{:.1} ({at} to {connected})",
+                    rss_after.saturating_sub(rss) as f64 / (connected - at) as f64
+                ),
+                _ => "-".to_string(),
+            },
             format!("{alive}/{n}"),
         ]],
     );
@@ -142,12 +160,16 @@ pub async fn clients(n: usize, parallel: usize, hold: u64) -> Result<()> {
 async fn hold_open(mut client: Client, mut go: watch::Receiver<bool>) -> bool {
     loop {
         tokio::select! {
-            line = client.next_line() => match line {
+            // Idle connections may wait for all the others to register.
+            line = client.next_line_within(HOLD_LIMIT) => match line {
                 Ok(Some(_)) => {}
                 _ => return false,
             },
             _ = go.changed() => break,
         }
     }
-    matches!(tokio::time::timeout(PING_WAIT, client.sync()).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(PING_WAIT, client.sync()).await,
+        Ok(Ok(()))
+    )
 }

@@ -25,7 +25,12 @@ struct Measured {
     idle_cpu: Duration,
 }
 
-pub async fn idle_scale(users: &[usize], networks: usize, channels: usize, idle: u64) -> Result<()> {
+pub async fn idle_scale(
+    users: &[usize],
+    networks: usize,
+    channels: usize,
+    idle: u64,
+) -> Result<()> {
     if networks == 0 || idle == 0 {
         bail!("-m and --idle-secs must be positive");
     }

@@ -96,6 +96,9 @@ enum Scenario {
         /// Messages of the paced run.
         #[arg(long, default_value_t = 3_000)]
         paced_count: usize,
+        /// tether's `message-store` (db or memory).
+        #[arg(long, default_value = "db")]
+        message_store: String,
     },
     /// Memory and idle CPU of U users x M networks x C channels.
     IdleScale {
@@ -164,7 +167,8 @@ fn main() -> Result<()> {
                 clients,
                 rate,
                 paced_count,
-            } => relay::relay(count, clients, rate, paced_count).await,
+                message_store,
+            } => relay::relay(count, clients, rate, paced_count, &message_store).await,
             Scenario::IdleScale {
                 users,
                 networks,

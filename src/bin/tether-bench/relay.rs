@@ -70,22 +70,25 @@ struct Row {
     paced: Phase,
 }
 
-pub async fn relay(count: usize, k: usize, rate: u64, paced: usize) -> Result<()> {
+pub async fn relay(count: usize, k: usize, rate: u64, paced: usize, store: &str) -> Result<()> {
     if count == 0 || k == 0 || rate == 0 || paced == 0 {
         bail!("-n, -k, --rate and --paced-count must be positive");
+    }
+    if store != "db" && store != "memory" {
+        bail!("--message-store must be db or memory");
     }
     origin();
     let mut rows = Vec::new();
     for path in [Path::Direct, Path::SameUser, Path::SeparateUsers] {
         eprintln!("relay: {}...", path.label());
-        rows.push(relay_one(path, count, k, rate, paced).await?);
+        rows.push(relay_one(path, count, k, rate, paced, store).await?);
     }
     let direct_rate = count as f64 / rows[0].flood.elapsed.as_secs_f64();
     let direct_p99 = rows[0].paced.p99;
     println!(
         "relay: publisher on the server floods #bench with {count} messages, {k} clients \
          receive (msg/s = messages / time until every client has the last one); \
-         then {paced} messages paced at {rate}/s"
+         then {paced} messages paced at {rate}/s; tether with message-store {store}"
     );
     println!();
     let mut out = Vec::new();
@@ -126,12 +129,19 @@ pub async fn relay(count: usize, k: usize, rate: u64, paced: usize) -> Result<()
         &out,
     );
     reproduce(&format!(
-        "relay -n {count} -k {k} --rate {rate} --paced-count {paced}"
+        "relay -n {count} -k {k} --rate {rate} --paced-count {paced} --message-store {store}"
     ));
     Ok(())
 }
 
-async fn relay_one(path: Path, count: usize, k: usize, rate: u64, paced: usize) -> Result<Row> {
+async fn relay_one(
+    path: Path,
+    count: usize,
+    k: usize,
+    rate: u64,
+    paced: usize,
+    store: &str,
+) -> Result<Row> {
     let dir = ScratchDir::new()?;
     let server = LoadServer::start().await?;
     let mut tether = None;
@@ -157,7 +167,7 @@ async fn relay_one(path: Path, count: usize, k: usize, rate: u64, paced: usize) 
                 upstream: server.addr,
             };
             seed(&dir, &seeded, |_, _, _| "#bench".to_string()).await?;
-            let child = TetherChild::start(&dir, "").await?;
+            let child = TetherChild::start(&dir, &format!("message-store {store}\n")).await?;
             wait_until("tether's upstream joins", || server.joins() >= users.len()).await?;
             for i in 0..k {
                 let user = if path == Path::SameUser {
@@ -214,11 +224,7 @@ async fn relay_one(path: Path, count: usize, k: usize, rate: u64, paced: usize) 
     if let Some(child) = tether {
         child.stop().await?;
     }
-    Ok(Row {
-        path,
-        flood,
-        paced,
-    })
+    Ok(Row { path, flood, paced })
 }
 
 /// What one receiver saw.

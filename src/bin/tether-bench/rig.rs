@@ -368,9 +368,14 @@ impl Client {
     /// The next line that is not a PING (those are answered), without
     /// its line ending. `None` at end of stream.
     pub async fn next_line(&mut self) -> Result<Option<&str>> {
+        self.next_line_within(WAIT).await
+    }
+
+    /// [`Client::next_line`] with a different limit on the wait.
+    pub async fn next_line_within(&mut self, limit: Duration) -> Result<Option<&str>> {
         loop {
             self.line.clear();
-            let n = timeout(WAIT, self.reader.read_line(&mut self.line))
+            let n = timeout(limit, self.reader.read_line(&mut self.line))
                 .await
                 .context("timed out waiting for a line from tether")??;
             if n == 0 {
