@@ -61,7 +61,19 @@ impl TetherChild {
         let path = dir.path().join("tether.conf");
         std::fs::write(&path, config_text(dir.path(), extra))?;
         let exe = std::env::current_exe()?;
-        let mut child = Command::new(exe)
+        // For profiling: TETHER_BENCH_WRAP="heaptrack -o /tmp/t" runs the
+        // child under a wrapper (the /proc figures are then the wrapper's).
+        let wrap = std::env::var("TETHER_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .arg("serve")
             .arg("--config")
             .arg(&path)
@@ -70,9 +82,16 @@ impl TetherChild {
             .spawn()
             .context("starting the tether child")?;
         let stdout = child.stdout.take().context("child stdout")?;
+        // A wrapper may print first; the child's own line starts "addr ".
         let line = tokio::task::spawn_blocking(move || {
+            let mut reader = BufReader::new(stdout);
             let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+            loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 || line.starts_with("addr ") {
+                    return std::io::Result::Ok(line);
+                }
+            }
         })
         .await??;
         let Some(addr) = line.trim().strip_prefix("addr ") else {
