@@ -11,13 +11,28 @@
 //!   messages for one channel.
 //! - `ingest`: upstream-to-client throughput and added latency, with the
 //!   `db` and the `memory` message store.
+//! - `relay` ([`relay`]): channel messages from a publisher on a load
+//!   server ([`ircd`]) to K clients, direct vs through tether.
+//! - `idle-scale` ([`idle`]): memory and idle CPU of U users × M networks
+//!   × C channels.
+//! - `clients` ([`clients`]): N downstream connections held by one tether.
+//!
+//! The last three run tether as a child process ([`child`]) so that its
+//! memory and CPU can be read from `/proc`.
 //!
 //! Not part of `cargo test`; run it with `cargo run --release --bin
 //! tether-bench -- <scenario>`.
 
+mod child;
+mod clients;
+mod idle;
+mod ircd;
+mod relay;
 mod rig;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -66,6 +81,59 @@ enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         paced_count: usize,
     },
+    /// Channel relay from a publisher on a load server to K clients,
+    /// direct vs through tether (1 user, K users).
+    Relay {
+        /// Messages of the flood.
+        #[arg(short = 'n', long = "count", default_value_t = 10_000)]
+        count: usize,
+        /// Receiving clients.
+        #[arg(short = 'k', long = "clients", default_value_t = 10)]
+        clients: usize,
+        /// Rate of the paced run, messages per second.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// Messages of the paced run.
+        #[arg(long, default_value_t = 3_000)]
+        paced_count: usize,
+        /// tether's `message-store` (db or memory).
+        #[arg(long, default_value = "db")]
+        message_store: String,
+    },
+    /// Memory and idle CPU of U users x M networks x C channels.
+    IdleScale {
+        /// Users; repeat for several rows.
+        #[arg(short = 'u', long = "users", default_values_t = [100, 1_000])]
+        users: Vec<usize>,
+        /// Networks per user.
+        #[arg(short = 'm', long = "networks", default_value_t = 1)]
+        networks: usize,
+        /// Channels per network.
+        #[arg(short = 'c', long = "channels", default_value_t = 10)]
+        channels: usize,
+        /// Seconds of idle CPU measurement.
+        #[arg(long, default_value_t = 5)]
+        idle_secs: u64,
+    },
+    /// N downstream connections to one tether.
+    Clients {
+        /// Connections.
+        #[arg(short = 'n', long = "count", default_value_t = 10_000)]
+        count: usize,
+        /// Registrations in flight at once.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+        /// Seconds to hold all connections before the final PINGs.
+        #[arg(long, default_value_t = 5)]
+        hold_secs: u64,
+    },
+    /// Internal: run tether from a configuration file as the bench's
+    /// child process (prints its address, stops when stdin closes).
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 const CLIENT_CAPS: &str = "batch server-time message-tags";
@@ -79,6 +147,9 @@ fn main() -> Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if let Scenario::Serve { config } = &args.scenario {
+        return child::serve(config);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -91,6 +162,25 @@ fn main() -> Result<()> {
                 rate,
                 paced_count,
             } => ingest(count, rate, paced_count).await,
+            Scenario::Relay {
+                count,
+                clients,
+                rate,
+                paced_count,
+                message_store,
+            } => relay::relay(count, clients, rate, paced_count, &message_store).await,
+            Scenario::IdleScale {
+                users,
+                networks,
+                channels,
+                idle_secs,
+            } => idle::idle_scale(&users, networks, channels, idle_secs).await,
+            Scenario::Clients {
+                count,
+                parallel,
+                hold_secs,
+            } => clients::clients(count, parallel, hold_secs).await,
+            Scenario::Serve { .. } => Ok(()),
         }
     })
 }

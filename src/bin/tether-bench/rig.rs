@@ -303,25 +303,58 @@ impl Client {
     /// Connect and send the whole registration; returns the client and
     /// the instant `CAP END` was written.
     pub async fn register(addr: SocketAddr, name: &str, caps: &str) -> Result<(Client, Instant)> {
+        Client::register_as(addr, &format!("alice/fake@{name}"), caps, 64 * 1024).await
+    }
+
+    /// Connect with a read buffer of `capacity` bytes; nothing is sent.
+    pub async fn connect(addr: SocketAddr, capacity: usize) -> Result<Client> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (read, write) = stream.into_split();
-        let mut client = Client {
-            reader: BufReader::with_capacity(64 * 1024, read),
+        Ok(Client {
+            reader: BufReader::with_capacity(capacity, read),
             write,
             line: String::new(),
             syncs: 0,
-        };
+        })
+    }
+
+    /// Like [`Client::register`] for any `USER` word (`user/network@client`),
+    /// with a read buffer of `capacity` bytes.
+    pub async fn register_as(
+        addr: SocketAddr,
+        user: &str,
+        caps: &str,
+        capacity: usize,
+    ) -> Result<(Client, Instant)> {
+        let mut client = Client::connect(addr, capacity).await?;
+        let nick = user.split(['/', '@']).next().unwrap_or(user);
         client
             .send(&format!(
-                "CAP LS 302\r\nCAP REQ :{caps}\r\nPASS {PASSWORD}\r\nNICK alice\r\n\
-                 USER alice/fake@{name} 0 * :x"
+                "CAP LS 302\r\nCAP REQ :{caps}\r\nPASS {PASSWORD}\r\nNICK {nick}\r\n\
+                 USER {user} 0 * :x"
             ))
             .await?;
         let sent = Instant::now();
         client.send("CAP END").await?;
         client.expect(|l| is_command(l, "001")).await?;
         Ok((client, sent))
+    }
+
+    /// Register directly on a plain IRC server (no bouncer) as `nick`.
+    pub async fn register_direct(addr: SocketAddr, nick: &str) -> Result<Client> {
+        let mut client = Client::connect(addr, 64 * 1024).await?;
+        client
+            .send(&format!("NICK {nick}\r\nUSER {nick} 0 * :x"))
+            .await?;
+        client.expect(|l| is_command(l, "001")).await?;
+        Ok(client)
+    }
+
+    /// Write raw bytes (already CRLF-terminated lines).
+    pub async fn send_raw(&mut self, text: &str) -> Result<()> {
+        self.write.write_all(text.as_bytes()).await?;
+        Ok(())
     }
 
     /// Send one line (CRLF appended).
@@ -335,9 +368,14 @@ impl Client {
     /// The next line that is not a PING (those are answered), without
     /// its line ending. `None` at end of stream.
     pub async fn next_line(&mut self) -> Result<Option<&str>> {
+        self.next_line_within(WAIT).await
+    }
+
+    /// [`Client::next_line`] with a different limit on the wait.
+    pub async fn next_line_within(&mut self, limit: Duration) -> Result<Option<&str>> {
         loop {
             self.line.clear();
-            let n = timeout(WAIT, self.reader.read_line(&mut self.line))
+            let n = timeout(limit, self.reader.read_line(&mut self.line))
                 .await
                 .context("timed out waiting for a line from tether")??;
             if n == 0 {
