@@ -601,6 +601,42 @@ mod tests {
         assert!(full);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn wait_drained_reports_a_stalled_peer_and_a_draining_one() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let (writer, _task) = spawn_writer(
+            Box::new(a),
+            WriterOptions {
+                capacity: 16,
+                flood: None,
+            },
+        );
+        // The writer task takes the first lines into its buffer and is
+        // stuck writing them, since nobody reads; the next ones stay queued.
+        writer
+            .try_send(format!("PRIVMSG #a :{}", "x".repeat(200)))
+            .expect("room");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        for i in 0..8 {
+            writer
+                .try_send(format!("PRIVMSG #a :line {i}"))
+                .expect("room");
+        }
+        assert_eq!(writer.queued(), 8);
+        assert!(!writer.wait_drained(0, Duration::from_secs(5)).await);
+        // A reader appears: the queue drains.
+        let drain = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = b.read_to_end(&mut sink).await;
+        });
+        assert!(writer.wait_drained(0, Duration::from_secs(5)).await);
+        assert_eq!(writer.queued(), 0);
+        writer.close(None);
+        drain.await.expect("reader task");
+    }
+
     #[tokio::test]
     async fn reader_yields_frames_and_eof() {
         let (mut a, b) = tokio::io::duplex(1024);

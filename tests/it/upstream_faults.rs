@@ -343,7 +343,7 @@ async fn connection_dropped_mid_registration_is_retried_until_registered() {
             m.command == "CAP" && m.param(0).is_some_and(|s| s.eq_ignore_ascii_case("LS"))
         })
         .await;
-    assert!(ls.params.len() >= 1, "{ls}");
+    assert!(!ls.params.is_empty(), "{ls}");
     second.send(":irc.fake CAP * LS :message-tags").await;
     second
         .expect("CAP REQ", |m| {
