@@ -14,6 +14,8 @@
 //! on their way to the actor when the gate closes, so `PAUSE_AT` plus that
 //! stays below the client queue ([`crate::downstream::registration::CLIENT_QUEUE`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -33,6 +35,9 @@ pub struct ReadGate {
     open: watch::Sender<bool>,
     /// Waits for the slowest client to drain, then wakes the actor.
     waiter: Option<JoinHandle<()>>,
+    /// Set by the waiter before it wakes the actor, so that the actor,
+    /// once woken, knows it may start another one.
+    waiter_done: Arc<AtomicBool>,
 }
 
 impl Default for ReadGate {
@@ -40,6 +45,7 @@ impl Default for ReadGate {
         ReadGate {
             open: watch::Sender::new(true),
             waiter: None,
+            waiter_done: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -96,7 +102,7 @@ impl UserActor {
         let outbox = net.history.outbox.len();
         let queued = slowest.as_ref().map_or(0, |(q, _)| *q);
         let gate = &mut net.read_gate;
-        if gate.waiter.as_ref().is_some_and(JoinHandle::is_finished) {
+        if gate.waiter_done.swap(false, Ordering::AcqRel) {
             gate.waiter = None;
         }
         if outbox + queued >= PAUSE_AT {
@@ -113,6 +119,7 @@ impl UserActor {
         };
         let below = RESUME_AT.saturating_sub(outbox);
         let wake = self.commit_notify.clone();
+        let done = gate.waiter_done.clone();
         gate.waiter = Some(tokio::spawn(async move {
             if !writer.wait_drained(below, STALL).await {
                 tracing::info!("client stalled while its server waits, disconnecting");
@@ -120,6 +127,7 @@ impl UserActor {
                     "ERROR :Send queue full: client is not reading fast enough".to_string(),
                 ));
             }
+            done.store(true, Ordering::Release);
             wake.notify_one();
         }));
     }
