@@ -75,9 +75,19 @@ async fn silent_upstream_is_replaced_and_channels_and_history_survive() {
     // Until the silence starts, probes are answered whenever the fake
     // server reads.
     conn.set_auto_pong(true);
-    let mut c = tether
-        .connect_client("alice", Some("fake"), Some("phone"), "alice", HISTORY_CAPS)
-        .await;
+    // The fake server keeps reading (and answering probes) while the
+    // client registers, however long that takes.
+    let mut c = {
+        let connect =
+            tether.connect_client("alice", Some("fake"), Some("phone"), "alice", HISTORY_CAPS);
+        tokio::pin!(connect);
+        loop {
+            tokio::select! {
+                c = &mut connect => break c,
+                m = conn.recv() => assert!(m.is_some(), "{}", conn.transcript()),
+            }
+        }
+    };
     c.send("JOIN #chan").await;
     conn.expect_join("#chan", Some("topic"), &["bob"]).await;
     expect_own_join(&mut c, &conn.nick, "#chan").await;
