@@ -2,7 +2,8 @@
 //! reader pump of an upstream connection, which also detects a dead link:
 //! after [`Liveness::idle_probe`] of silence it asks the actor to send a
 //! PING, and after [`Liveness::ping_timeout`] more without any line it
-//! gives up.
+//! gives up. It stops reading while the network's read gate is closed
+//! (clients catching up, see [`crate::user::flow`]).
 
 use std::time::Duration;
 
