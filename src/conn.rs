@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -113,6 +113,8 @@ pub struct Writer {
     priority: mpsc::Sender<Arc<str>>,
     cancel: CancellationToken,
     final_line: Arc<Mutex<Option<Closing>>>,
+    /// Woken whenever the writer task has written bytes to the peer.
+    progress: Arc<Notify>,
 }
 
 /// How a connection is to be closed.
@@ -178,6 +180,28 @@ impl Writer {
     pub fn is_closed(&self) -> bool {
         self.cancel.is_cancelled() || self.normal.is_closed()
     }
+
+    /// Lines in the normal queue, not yet taken by the writer task.
+    pub fn queued(&self) -> usize {
+        self.normal.max_capacity() - self.normal.capacity()
+    }
+
+    /// Wait until at most `below` lines are queued (or the connection is
+    /// closed): `true`. `false` when the peer took no byte at all for
+    /// `stall` meanwhile.
+    pub async fn wait_drained(&self, below: usize, stall: Duration) -> bool {
+        loop {
+            let progress = self.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            if self.is_closed() || self.queued() <= below {
+                return true;
+            }
+            if tokio::time::timeout(stall, progress).await.is_err() {
+                return false;
+            }
+        }
+    }
 }
 
 fn queue(tx: &mpsc::Sender<Arc<str>>, line: Arc<str>) -> Result<(), SendError> {
@@ -193,11 +217,13 @@ pub fn spawn_writer(sink: BoxWrite, opts: WriterOptions) -> (Writer, JoinHandle<
     let (priority_tx, priority_rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
     let final_line = Arc::new(Mutex::new(None));
+    let progress = Arc::new(Notify::new());
     let writer = Writer {
         normal: normal_tx,
         priority: priority_tx,
         cancel: cancel.clone(),
         final_line: final_line.clone(),
+        progress: progress.clone(),
     };
     let task = WriterTask {
         sink,
@@ -206,6 +232,7 @@ pub fn spawn_writer(sink: BoxWrite, opts: WriterOptions) -> (Writer, JoinHandle<
         cancel,
         final_line,
         bucket: opts.flood.map(Bucket::new),
+        progress,
     };
     let handle = tokio::spawn(task.run());
     (writer, handle)
@@ -252,6 +279,7 @@ struct WriterTask {
     cancel: CancellationToken,
     final_line: Arc<Mutex<Option<Closing>>>,
     bucket: Option<Bucket>,
+    progress: Arc<Notify>,
 }
 
 enum Next {
@@ -316,7 +344,10 @@ impl WriterTask {
                     }
                     r = tokio::time::timeout_at(deadline, self.sink.write(&out[written..])) => match r {
                         Ok(Ok(0)) => break Ok(Err(std::io::ErrorKind::WriteZero.into())),
-                        Ok(Ok(n)) => written += n,
+                        Ok(Ok(n)) => {
+                            written += n;
+                            self.progress.notify_waiters();
+                        }
                         Ok(Err(e)) => break Ok(Err(e)),
                         Err(elapsed) => break Err(elapsed),
                     },
@@ -568,6 +599,42 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert!(full);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_drained_reports_a_stalled_peer_and_a_draining_one() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let (writer, _task) = spawn_writer(
+            Box::new(a),
+            WriterOptions {
+                capacity: 16,
+                flood: None,
+            },
+        );
+        // The writer task takes the first lines into its buffer and is
+        // stuck writing them, since nobody reads; the next ones stay queued.
+        writer
+            .try_send(format!("PRIVMSG #a :{}", "x".repeat(200)))
+            .expect("room");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        for i in 0..8 {
+            writer
+                .try_send(format!("PRIVMSG #a :line {i}"))
+                .expect("room");
+        }
+        assert_eq!(writer.queued(), 8);
+        assert!(!writer.wait_drained(0, Duration::from_secs(5)).await);
+        // A reader appears: the queue drains.
+        let drain = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = b.read_to_end(&mut sink).await;
+        });
+        assert!(writer.wait_drained(0, Duration::from_secs(5)).await);
+        assert_eq!(writer.queued(), 0);
+        writer.close(None);
+        drain.await.expect("reader task");
     }
 
     #[tokio::test]

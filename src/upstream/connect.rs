@@ -2,7 +2,8 @@
 //! reader pump of an upstream connection, which also detects a dead link:
 //! after [`Liveness::idle_probe`] of silence it asks the actor to send a
 //! PING, and after [`Liveness::ping_timeout`] more without any line it
-//! gives up.
+//! gives up. It stops reading while the network's read gate is closed
+//! (clients catching up, see [`crate::user::flow`]).
 
 use std::time::Duration;
 
@@ -68,6 +69,13 @@ pub async fn dial(addr: &UpstreamAddr, tls: &TlsOptions) -> Result<(BoxRead, Box
         .map_err(|_| DialError::Timeout)?
 }
 
+/// How the reader pump paces itself.
+pub struct ReaderOptions {
+    pub liveness: Liveness,
+    /// Reading pauses while this is false (see [`crate::user::flow`]).
+    pub gate: tokio::sync::watch::Receiver<bool>,
+}
+
 /// Connect to a network after `delay` and pump its lines into the user's
 /// events channel until the link ends.
 pub fn spawn_connection(
@@ -77,7 +85,7 @@ pub fn spawn_connection(
     addr: UpstreamAddr,
     tls: TlsOptions,
     delay: Duration,
-    liveness: Liveness,
+    reader: ReaderOptions,
 ) -> JoinHandle<()> {
     let span = tracing::info_span!("upstream", net, host = %addr.host);
     tokio::spawn(tracing::Instrument::instrument(
@@ -126,7 +134,7 @@ pub fn spawn_connection(
                 writer.close(None);
                 return;
             }
-            let reason = read_loop(read, &events, net, attempt, &cancel, liveness).await;
+            let reason = read_loop(read, &events, net, attempt, &cancel, reader).await;
             tracing::info!(
                 reason = reason.as_deref().unwrap_or("closed by server"),
                 "disconnected"
@@ -144,11 +152,21 @@ async fn read_loop(
     net: i64,
     attempt: u64,
     cancel: &tokio_util::sync::CancellationToken,
-    liveness: Liveness,
+    options: ReaderOptions,
 ) -> Option<String> {
+    let ReaderOptions { liveness, mut gate } = options;
     let mut reader = LineReader::new(read, SERVER_LINE_MAX);
     let mut probing = false;
     loop {
+        // Paused for slow clients: silence meanwhile is ours, not the
+        // server's, so the liveness timer starts after the pause.
+        let open = *gate.borrow();
+        if !open {
+            tokio::select! {
+                _ = cancel.cancelled() => return Some("connection closed".to_string()),
+                () = crate::user::flow::wait_open(&mut gate) => {}
+            }
+        }
         let wait = if probing {
             liveness.ping_timeout
         } else {

@@ -13,6 +13,7 @@
 pub mod away;
 pub mod bouncer_notify;
 mod detach;
+pub mod flow;
 pub mod history;
 pub(crate) mod manage;
 pub mod monitor;
@@ -233,6 +234,7 @@ impl UserActor {
                 () = self.commit_notify.notified() => {
                     self.flush_all_outboxes();
                     self.send_delivery_probes();
+                    self.regulate_upstream_reads();
                     continue;
                 }
             };
@@ -280,6 +282,7 @@ impl UserActor {
                 }
             }
             self.send_delivery_probes();
+            self.regulate_upstream_reads();
             self.tasks.retain(|t| !t.is_finished());
         }
         tracing::debug!("user actor stopped");

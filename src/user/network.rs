@@ -116,6 +116,8 @@ pub struct Network {
     pub monitor: Monitors,
     /// The away state tether gave the server.
     pub away: UpstreamAway,
+    /// Pauses reading from the server while clients catch up.
+    pub read_gate: crate::user::flow::ReadGate,
 }
 
 /// A registered connection that lasted this long resets the backoff.
@@ -170,6 +172,7 @@ impl Network {
             users: Users::new(CaseMapping::default()),
             monitor: Monitors::new(CaseMapping::default()),
             away: UpstreamAway::default(),
+            read_gate: Default::default(),
         }
     }
 

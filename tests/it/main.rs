@@ -30,6 +30,7 @@ mod slow_client;
 mod smoke;
 mod tls_reload;
 mod upstream;
+mod upstream_faults;
 mod upstream_tls;
 mod websocket;
 mod who_cache;

@@ -10,6 +10,7 @@ mod error;
 mod isupport;
 mod join;
 mod kick;
+mod malformed;
 mod monitor;
 mod motd;
 mod names;
@@ -57,6 +58,10 @@ pub const WANTED_CAPS: &[&str] = &[
 
 impl UserActor {
     pub(crate) fn on_upstream_message(&mut self, net_id: i64, msg: Message) {
+        if let Some(why) = malformed::malformed(&msg) {
+            tracing::warn!(network = net_id, line = %msg, "skipped a server message: {why}");
+            return;
+        }
         if msg
             .source_nick()
             .is_some_and(crate::service::is_service_nick)

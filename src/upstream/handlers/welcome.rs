@@ -12,6 +12,12 @@ impl UserActor {
         let Some(net) = self.networks.get_mut(&net_id) else {
             return;
         };
+        if net.state == LinkState::Registered {
+            // Only one welcome per connection: a repeated one would run
+            // the connect commands and announce the link again.
+            tracing::warn!(network = %net.name(), "ignored a second 001 from the server");
+            return;
+        }
         if let Some(nick) = msg.param(0) {
             net.nick = nick.to_string();
         }
