@@ -70,6 +70,15 @@ pub async fn dial(addr: &UpstreamAddr, tls: &TlsOptions) -> Result<(BoxRead, Box
 
 /// Connect to a network after `delay` and pump its lines into the user's
 /// events channel until the link ends.
+/// Per-link settings taken from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkOptions {
+    /// Dead-link detection timings.
+    pub liveness: Liveness,
+    /// Pace of lines sent to the server.
+    pub flood: FloodControl,
+}
+
 pub fn spawn_connection(
     events: mpsc::Sender<UserEvent>,
     net: i64,
@@ -77,8 +86,9 @@ pub fn spawn_connection(
     addr: UpstreamAddr,
     tls: TlsOptions,
     delay: Duration,
-    liveness: Liveness,
+    link: LinkOptions,
 ) -> JoinHandle<()> {
+    let LinkOptions { liveness, flood } = link;
     let span = tracing::info_span!("upstream", net, host = %addr.host);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
@@ -112,7 +122,7 @@ pub fn spawn_connection(
                 write,
                 WriterOptions {
                     capacity: UPSTREAM_QUEUE,
-                    flood: Some(FloodControl::UPSTREAM),
+                    flood: Some(flood),
                 },
             );
             let cancel = writer.cancel_token();

@@ -136,9 +136,12 @@ impl UserActor {
         let tls = tls::TlsOptions::from_record(&net.record);
         net.attempt += 1;
         net.state = LinkState::Connecting;
-        let liveness = self.shared.config.upstream_liveness;
+        let link = connect::LinkOptions {
+            liveness: self.shared.config.upstream_liveness,
+            flood: self.shared.config.upstream_flood,
+        };
         let task =
-            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, delay, liveness);
+            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, delay, link);
         self.tasks.push(task);
         self.notify_network_changed(id);
     }

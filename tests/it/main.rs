@@ -7,6 +7,7 @@ mod harness_selftest;
 mod inspircd;
 mod support;
 
+mod abuse;
 mod admin_cli;
 mod away;
 mod bad_input;
