@@ -42,6 +42,7 @@ pub mod messages;
 pub mod networks;
 pub mod read_markers;
 mod readers;
+mod retry;
 pub mod schema;
 pub mod sts;
 mod thread;
@@ -457,6 +458,29 @@ impl Db {
             entries,
             done: Box::new(move |result| done.finish(result)),
         });
+    }
+
+    /// The current message store fault: `Some(reason)` while appends are
+    /// failing and held for retrying, `None` when they are stored. Changes
+    /// once when a fault starts and once when it ends.
+    pub fn store_faults(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.handle.faults.clone()
+    }
+
+    /// Test hook, not for production use: make the write connection refuse
+    /// (`PRAGMA query_only`, so every write fails with SQLite's own
+    /// "attempt to write a readonly database") or accept writes again. This
+    /// emulates a database file that became read-only under the daemon,
+    /// which a test running as root cannot produce with file permissions.
+    #[doc(hidden)]
+    pub async fn set_read_only_fault(&self, on: bool) -> DbResult<()> {
+        let sql = if on {
+            "PRAGMA query_only = ON"
+        } else {
+            "PRAGMA query_only = OFF"
+        };
+        self.call(move |conn| conn.execute_batch(sql).map_err(DbError::from))
+            .await
     }
 
     /// The highest sequence number stored for the network (0 if none).

@@ -17,6 +17,7 @@ mod burst;
 mod caps;
 mod chathistory;
 mod crash;
+mod db_faults;
 mod history;
 mod interop;
 mod interop_ircv3;
