@@ -483,6 +483,24 @@ impl Db {
             .await
     }
 
+    /// Test hook, not for production use: emulate a full disk by capping
+    /// the database at its current size (`PRAGMA max_page_count`), so that
+    /// SQLite fails writes that need a new page with "database or disk is
+    /// full"; `false` lifts the cap.
+    #[doc(hidden)]
+    pub async fn set_disk_full_fault(&self, on: bool) -> DbResult<()> {
+        self.call(move |conn| {
+            let pages: i64 = if on {
+                conn.query_row("PRAGMA page_count", [], |row| row.get(0))?
+            } else {
+                i64::from(u32::MAX - 1)
+            };
+            conn.pragma_update(None, "max_page_count", pages)?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The highest sequence number stored for the network (0 if none).
     /// Ordered after every append submitted before it.
     pub async fn max_seq(&self, network_id: i64) -> DbResult<i64> {
