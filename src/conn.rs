@@ -80,7 +80,7 @@ pub enum SendError {
 }
 
 /// Token-bucket flood control for lines sent to an IRC server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FloodControl {
     /// Lines that may be sent back to back.
     pub burst: u32,
@@ -635,6 +635,34 @@ mod tests {
         assert_eq!(writer.queued(), 0);
         writer.close(None);
         drain.await.expect("reader task");
+    }
+
+    /// A peer that never sends a newline: 10 MB go through, the buffer
+    /// stays within one line limit plus one read, and the next line is read.
+    #[tokio::test]
+    async fn endless_line_keeps_the_buffer_bounded() {
+        let (mut a, b) = tokio::io::duplex(64 * 1024);
+        let max = 512;
+        let feeding = tokio::spawn(async move {
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..160 {
+                a.write_all(&chunk).await.expect("write");
+            }
+            a.write_all(b"\r\nPING ok\r\n").await.expect("write");
+        });
+        let mut r = LineReader::new(Box::new(b), max);
+        let first = r.next_frame().await.expect("read");
+        assert!(
+            r.buf.capacity() <= max + 2 * 64 * 1024 + 4096,
+            "{}",
+            r.buf.capacity()
+        );
+        assert_eq!(first, Some(Frame::TooLong));
+        assert!(matches!(
+            r.next_frame().await.expect("read"),
+            Some(Frame::Line { text, .. }) if text == "PING ok"
+        ));
+        feeding.await.expect("feeder");
     }
 
     #[tokio::test]

@@ -361,6 +361,67 @@ pub struct Config {
     /// a line. Not a file directive (the default suits real networks); code
     /// embedding tether, and the tests, may change it.
     pub upstream_liveness: Liveness,
+    /// Pace of lines sent to each upstream server. Not a file directive
+    /// (the default stays under common servers' flood limits); the tests
+    /// relax it.
+    pub upstream_flood: crate::conn::FloodControl,
+    /// Command rate limit of each client connection. Not a file directive.
+    pub client_flood: ClientFlood,
+    /// Failed-login throttling. Not a file directive.
+    pub login_limit: LoginLimit,
+}
+
+/// Token bucket on the commands of one client connection (PING, PONG and
+/// CAP are exempt). Over the rate the connection's reader waits for tokens,
+/// so TCP backpressure slows the client down and nothing queues in memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClientFlood {
+    /// Commands that may come back to back.
+    pub burst: u32,
+    /// Commands earned per second after the burst.
+    pub per_second: f64,
+    /// A client held back this long in total since its bucket was last at
+    /// least half full gets `ERROR :Excess flood` and is disconnected.
+    pub excess_after: Duration,
+}
+
+impl Default for ClientFlood {
+    fn default() -> Self {
+        ClientFlood {
+            burst: 100,
+            per_second: 10.0,
+            excess_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Throttling of failed logins, per remote IP and per user name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimit {
+    /// Failures for one user name allowed within `window` before attempts
+    /// for it are refused.
+    pub user_failures: u32,
+    /// Failures from one remote IP allowed within `window` (higher than the
+    /// per-user one: many people may share an address).
+    pub ip_failures: u32,
+    /// Window in which failures are counted.
+    pub window: Duration,
+    /// First lockout; each further failure while locked out doubles it.
+    pub lockout: Duration,
+    /// Longest lockout.
+    pub max_lockout: Duration,
+}
+
+impl Default for LoginLimit {
+    fn default() -> Self {
+        LoginLimit {
+            user_failures: 5,
+            ip_failures: 20,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(60),
+            max_lockout: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Timings of upstream dead-link detection.
@@ -400,6 +461,9 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             registration_timeout: DEFAULT_REGISTRATION_TIMEOUT,
             upstream_liveness: Liveness::default(),
+            upstream_flood: crate::conn::FloodControl::UPSTREAM,
+            client_flood: ClientFlood::default(),
+            login_limit: LoginLimit::default(),
         }
     }
 }

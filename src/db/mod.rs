@@ -42,6 +42,7 @@ pub mod messages;
 pub mod networks;
 pub mod read_markers;
 mod readers;
+mod retry;
 pub mod schema;
 pub mod sts;
 mod thread;
@@ -457,6 +458,47 @@ impl Db {
             entries,
             done: Box::new(move |result| done.finish(result)),
         });
+    }
+
+    /// The current message store fault: `Some(reason)` while appends are
+    /// failing and held for retrying, `None` when they are stored. Changes
+    /// once when a fault starts and once when it ends.
+    pub fn store_faults(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.handle.faults.clone()
+    }
+
+    /// Test hook, not for production use: make the write connection refuse
+    /// (`PRAGMA query_only`, so every write fails with SQLite's own
+    /// "attempt to write a readonly database") or accept writes again. This
+    /// emulates a database file that became read-only under the daemon,
+    /// which a test running as root cannot produce with file permissions.
+    #[doc(hidden)]
+    pub async fn set_read_only_fault(&self, on: bool) -> DbResult<()> {
+        let sql = if on {
+            "PRAGMA query_only = ON"
+        } else {
+            "PRAGMA query_only = OFF"
+        };
+        self.call(move |conn| conn.execute_batch(sql).map_err(DbError::from))
+            .await
+    }
+
+    /// Test hook, not for production use: emulate a full disk by capping
+    /// the database at its current size (`PRAGMA max_page_count`), so that
+    /// SQLite fails writes that need a new page with "database or disk is
+    /// full"; `false` lifts the cap.
+    #[doc(hidden)]
+    pub async fn set_disk_full_fault(&self, on: bool) -> DbResult<()> {
+        self.call(move |conn| {
+            let pages: i64 = if on {
+                conn.query_row("PRAGMA page_count", [], |row| row.get(0))?
+            } else {
+                i64::from(u32::MAX - 1)
+            };
+            conn.pragma_update(None, "max_page_count", pages)?;
+            Ok(())
+        })
+        .await
     }
 
     /// The highest sequence number stored for the network (0 if none).

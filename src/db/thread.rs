@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, watch};
 
+use super::retry::{self, Pending, RetryQueue};
 use super::{DbError, DbResult, messages, other_error};
 use crate::history::Entry;
 
@@ -75,6 +76,8 @@ pub(crate) struct Handle {
     tx: mpsc::Sender<Request>,
     overflow: Arc<Mutex<Overflow>>,
     stopped: Stopped,
+    /// The current message store fault, if any (see [`super::retry`]).
+    pub(crate) faults: watch::Receiver<Option<String>>,
     /// Number of append transactions committed, for tests.
     #[cfg(test)]
     append_commits: Arc<AtomicUsize>,
@@ -101,11 +104,12 @@ fn lock(overflow: &Mutex<Overflow>) -> MutexGuard<'_, Overflow> {
 pub(crate) fn spawn(conn: Connection) -> DbResult<Handle> {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     let (stopped_tx, stopped_rx) = watch::channel(false);
+    let (faults_tx, faults_rx) = watch::channel(None);
     let append_commits = Arc::new(AtomicUsize::new(0));
     let commits = Arc::clone(&append_commits);
     std::thread::Builder::new()
         .name("tether-db".into())
-        .spawn(move || run(conn, rx, stopped_tx, &commits))
+        .spawn(move || run(conn, rx, stopped_tx, &commits, faults_tx))
         .map_err(|err| {
             DbError::Sqlite(other_error(format!(
                 "could not start the database thread: {err}"
@@ -115,6 +119,7 @@ pub(crate) fn spawn(conn: Connection) -> DbResult<Handle> {
         tx,
         overflow: Arc::default(),
         stopped: Stopped(stopped_rx),
+        faults: faults_rx,
         #[cfg(test)]
         append_commits,
     })
@@ -127,16 +132,36 @@ fn run(
     mut rx: mpsc::Receiver<Request>,
     stopped: watch::Sender<bool>,
     append_commits: &AtomicUsize,
+    faults: watch::Sender<Option<String>>,
 ) {
     tracing::debug!("database thread started");
     // A request the group commit took from the queue but could not batch.
     let mut next = None;
+    let mut retry = RetryQueue::new(faults);
     loop {
         let req = match next.take() {
             Some(req) => req,
-            None => match rx.blocking_recv() {
+            None if retry.is_empty() => match rx.blocking_recv() {
                 Some(req) => req,
                 None => break,
+            },
+            // A fault is being waited out: keep serving requests, and retry
+            // the held appends when due.
+            None if retry.due() => {
+                retry_held(&mut conn, &mut retry, append_commits);
+                continue;
+            }
+            None => match rx.try_recv() {
+                Ok(req) => req,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    std::thread::sleep(retry::POLL);
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    // A last try; whatever still fails is reported closed.
+                    retry_held(&mut conn, &mut retry, append_commits);
+                    break;
+                }
             },
         };
         match req {
@@ -146,8 +171,19 @@ fn run(
                 entries,
                 done,
             } => {
-                let batch = AppendBatch::new(&mut conn);
-                next = batch.run(&mut rx, network_id, entries, done, append_commits);
+                let first = Pending {
+                    network_id,
+                    entries,
+                    done,
+                };
+                if retry.is_empty() {
+                    let batch = AppendBatch::new(&mut conn);
+                    let (after, parked, error) = batch.run(&mut rx, first, append_commits);
+                    next = after;
+                    retry.park(parked, error.as_ref());
+                } else {
+                    retry.push(first);
+                }
             }
             // Refuse new requests, but keep going until the already queued
             // ones have been executed.
@@ -165,40 +201,61 @@ fn run(
     stopped.send_replace(true);
 }
 
+/// Try to store the held appends, oldest first, a batch at a time.
+fn retry_held(conn: &mut Connection, retry: &mut RetryQueue, append_commits: &AtomicUsize) {
+    while !retry.is_empty() {
+        let items = retry.take_batch(MAX_BATCH_ENTRIES);
+        let mut batch = AppendBatch::new(conn);
+        for p in items {
+            batch.insert(p);
+        }
+        let (failed, _) = batch.finish(append_commits);
+        if !failed.is_empty() {
+            retry.retry_later(failed);
+            return;
+        }
+    }
+    retry.recovered();
+}
+
 /// One group-commit transaction being filled.
 struct AppendBatch<'c> {
     /// `Err` when the transaction could not even be started.
     tx: DbResult<Transaction<'c>>,
-    /// Every append taken so far with its own outcome, in order.
-    dones: Vec<(AppendDone, DbResult<()>)>,
+    /// Every append taken so far with its own outcome, in order; `None`
+    /// for one held back untried because an earlier one hit a fault.
+    taken: Vec<(Pending, Option<DbResult<()>>)>,
     entries: usize,
+    /// An earlier append of this batch failed for a transient reason: the
+    /// later ones are not tried, so none is stored ahead of it.
+    faulted: bool,
 }
 
 impl<'c> AppendBatch<'c> {
     fn new(conn: &'c mut Connection) -> AppendBatch<'c> {
         AppendBatch {
             tx: conn.transaction().map_err(DbError::from),
-            dones: Vec::new(),
+            taken: Vec::new(),
             entries: 0,
+            faulted: false,
         }
     }
 
     /// Inserts the first append and every append queued right behind it (up
     /// to [`MAX_BATCH_ENTRIES`]), commits, then reports to each append in
     /// order. Returns the non-append request found in the queue, if any,
-    /// which the caller must run next.
+    /// which the caller must run next, and the appends to retry later with
+    /// the error that stopped them.
     fn run(
         mut self,
         rx: &mut mpsc::Receiver<Request>,
-        network_id: i64,
-        entries: Vec<Entry>,
-        done: AppendDone,
+        first: Pending,
         append_commits: &AtomicUsize,
-    ) -> Option<Request> {
+    ) -> (Option<Request>, Vec<Pending>, Option<DbError>) {
         let mut next = None;
-        let mut append = Some((network_id, entries, done));
-        while let Some((network_id, entries, done)) = append.take() {
-            let aborted = self.insert(network_id, &entries, done);
+        let mut append = Some(first);
+        while let Some(p) = append.take() {
+            let aborted = self.insert(p);
             if aborted || self.entries >= MAX_BATCH_ENTRIES {
                 break;
             }
@@ -207,48 +264,63 @@ impl<'c> AppendBatch<'c> {
                     network_id,
                     entries,
                     done,
-                }) => append = Some((network_id, entries, done)),
+                }) => {
+                    append = Some(Pending {
+                        network_id,
+                        entries,
+                        done,
+                    })
+                }
                 Ok(other) => next = Some(other),
                 // Empty, or closed with nothing left: either way the batch
                 // is complete.
                 Err(_) => {}
             }
         }
-        self.finish(append_commits);
-        next
+        let (parked, error) = self.finish(append_commits);
+        (next, parked, error)
     }
 
     /// Inserts one append in its own savepoint. Returns true when the
     /// whole transaction is lost (SQLite rolled it back, or it never
     /// started), so nothing more may be added to it.
-    fn insert(&mut self, network_id: i64, entries: &[Entry], done: AppendDone) -> bool {
-        self.entries += entries.len();
+    fn insert(&mut self, p: Pending) -> bool {
+        self.entries += p.entries.len();
+        if self.faulted {
+            self.taken.push((p, None));
+            return false;
+        }
         let tx = match &mut self.tx {
             Ok(tx) => tx,
             Err(err) => {
-                self.dones.push((done, Err(copy_error(err))));
+                let err = copy_error(err);
+                self.faulted = retry::is_transient(&err);
+                self.taken.push((p, Some(Err(err))));
                 return true;
             }
         };
         let result = tx.savepoint().map_err(DbError::from).and_then(|sp| {
-            messages::insert(&sp, network_id, entries)?;
+            messages::insert(&sp, p.network_id, &p.entries)?;
             // Dropping the savepoint on error rolls back this append only.
             sp.commit()?;
             Ok(())
         });
         if let Err(err) = &result {
-            tracing::warn!(network_id, error = %err, "database: storing messages failed");
+            tracing::warn!(network_id = p.network_id, error = %err, "database: storing messages failed");
+            self.faulted = retry::is_transient(err);
         }
         // Some errors (I/O, disk full) make SQLite roll back the whole
         // transaction; further savepoints would then commit on their own.
         let lost = result.is_err() && tx.is_autocommit();
-        self.dones.push((done, result));
+        self.taken.push((p, Some(result)));
         lost
     }
 
-    /// Commits and reports to every append. If the commit fails (or the
-    /// transaction was lost), appends that had succeeded get that error.
-    fn finish(self, append_commits: &AtomicUsize) {
+    /// Commits and reports to every append. Appends that failed for a
+    /// transient reason, those not tried after one, and all that had
+    /// succeeded when the commit itself fails, are returned to be retried
+    /// (with the error); the others get their outcome now.
+    fn finish(self, append_commits: &AtomicUsize) -> (Vec<Pending>, Option<DbError>) {
         let outcome = match self.tx {
             Ok(tx) if tx.is_autocommit() => Err(DbError::Sqlite(other_error(
                 "the transaction was rolled back".into(),
@@ -262,19 +334,30 @@ impl<'c> AppendBatch<'c> {
             }
             Err(err) => {
                 tracing::warn!(
-                    appends = self.dones.len(),
+                    appends = self.taken.len(),
                     error = %err,
                     "database: committing messages failed"
                 );
             }
         }
-        for (done, result) in self.dones {
-            done(match (&outcome, result) {
-                (_, Err(err)) => Err(err),
-                (Ok(()), Ok(())) => Ok(()),
-                (Err(err), Ok(())) => Err(copy_error(err)),
-            });
+        let mut parked = Vec::new();
+        let mut error = None;
+        for (p, result) in self.taken {
+            match (&outcome, result) {
+                (_, None) => parked.push(p),
+                (_, Some(Err(err))) if retry::is_transient(&err) => {
+                    error.get_or_insert(err);
+                    parked.push(p);
+                }
+                (_, Some(Err(err))) => (p.done)(Err(err)),
+                (Ok(()), Some(Ok(()))) => (p.done)(Ok(())),
+                (Err(err), Some(Ok(()))) => {
+                    error.get_or_insert_with(|| copy_error(err));
+                    parked.push(p);
+                }
+            }
         }
+        (parked, error)
     }
 }
 
@@ -491,6 +574,62 @@ mod tests {
         handle.wait_stopped().await;
         assert_eq!(*log.lock().unwrap(), ["a ok", "b ok", "c ok"]);
         assert_eq!(handle.append_commits(), 2);
+    }
+
+    /// Appends refused by a read-only store are held, reported only once
+    /// stored, in order, after the store accepts writes again; a fault is
+    /// announced once and its end once.
+    #[tokio::test]
+    async fn failed_appends_are_held_and_retried_in_order() {
+        let handle = spawn(store()).unwrap();
+        let mut faults = handle.faults.clone();
+        let log = Log::default();
+        let set = |on: bool| {
+            let sql = if on {
+                "PRAGMA query_only = ON"
+            } else {
+                "PRAGMA query_only = OFF"
+            };
+            let (tx, rx) = oneshot::channel();
+            assert!(handle.submit(Request::Run(Box::new(move |conn| {
+                conn.execute_batch(sql).unwrap();
+                let _ = tx.send(());
+            }))));
+            rx
+        };
+        append(&handle, &log, "a", 1..=1);
+        set(true).await.unwrap();
+        append(&handle, &log, "b", 2..=3);
+        append(&handle, &log, "c", 4..=4);
+        faults.changed().await.unwrap();
+        assert!(faults.borrow_and_update().is_some());
+        // Other requests still run meanwhile; the held appends are not
+        // reported.
+        count_rows(&handle, &log).await.unwrap();
+        assert_eq!(*log.lock().unwrap(), ["a ok", "rows 1"]);
+        set(false).await.unwrap();
+        faults.changed().await.unwrap();
+        assert!(faults.borrow_and_update().is_none());
+        count_rows(&handle, &log).await.unwrap();
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["a ok", "rows 1", "b ok", "c ok", "rows 4"]
+        );
+    }
+
+    #[test]
+    fn transient_errors_are_told_apart() {
+        let err = |code| {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        assert!(retry::is_transient(&err(rusqlite::ffi::SQLITE_FULL)));
+        assert!(retry::is_transient(&err(rusqlite::ffi::SQLITE_READONLY)));
+        assert!(retry::is_transient(&err(rusqlite::ffi::SQLITE_IOERR)));
+        assert!(!retry::is_transient(&err(rusqlite::ffi::SQLITE_CONSTRAINT)));
+        assert!(!retry::is_transient(&DbError::Conflict("dup".into())));
     }
 
     #[test]

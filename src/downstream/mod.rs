@@ -10,6 +10,7 @@ pub mod bouncer_attrs;
 pub mod burst;
 pub mod capset;
 pub mod filter;
+pub mod flood;
 pub mod handlers;
 pub mod history;
 pub mod label;

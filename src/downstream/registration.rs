@@ -106,7 +106,9 @@ pub async fn serve(shared: Arc<Shared>, read: BoxRead, write: BoxWrite, remote: 
     )
     .await;
     if let Some(events) = attached {
-        tracing::Instrument::instrument(pump(&mut reader, &writer, id, events), span).await;
+        let limiter = crate::downstream::flood::Limiter::new(shared.config.client_flood);
+        tracing::Instrument::instrument(pump(&mut reader, &writer, id, events, limiter), span)
+            .await;
     }
     let _ = writer_task.await;
 }
@@ -249,7 +251,7 @@ async fn register(
                     reg.user = msg.param(0).map(str::to_string);
                 }
             }
-            "AUTHENTICATE" => authenticate(shared, writer, &mut reg, &nick, &msg).await,
+            "AUTHENTICATE" => authenticate(shared, writer, &mut reg, &nick, &msg, &remote).await,
             "BOUNCER" => {
                 let auth = bind::BindAuth {
                     sasl_user: reg.sasl_login.as_ref().map(|(_, id)| *id),
@@ -314,6 +316,7 @@ async fn authenticate(
     reg: &mut Registration,
     nick: &str,
     msg: &Message,
+    remote: &str,
 ) {
     if !reg.caps.contains("sasl") {
         num(
@@ -387,7 +390,7 @@ async fn authenticate(
         }
     };
     let login = LoginName::parse(&creds.authcid);
-    match check_password(shared, &login.user, &creds.password).await {
+    match check_password(shared, &login.user, &creds.password, remote).await {
         Ok(user_id) => {
             let account = login.user.clone();
             reg.sasl_login = Some((login, user_id));
@@ -409,6 +412,10 @@ async fn authenticate(
                 &[nick, "SASL authentication successful"],
             );
         }
+        Err(LoginError::Throttled) => {
+            sasl_failed(shared, writer, nick);
+            writer.close(Some(THROTTLED.into()));
+        }
         Err(_) => {
             num(
                 shared,
@@ -423,15 +430,38 @@ async fn authenticate(
 /// Why a login was refused (the client only ever sees a generic text).
 enum LoginError {
     Invalid,
+    /// Too many recent failures for this user name or address.
+    Throttled,
     Disabled,
     Internal,
 }
 
+/// The closing line for a throttled login attempt.
+const THROTTLED: &str = "ERROR :Too many failed logins, try again later";
+
+/// Check a login, counting failures against the password-guessing
+/// throttle (`server::login_limit`).
 async fn check_password(
     shared: &Shared,
     username: &str,
     password: &str,
+    remote: &str,
 ) -> Result<i64, LoginError> {
+    let ip = crate::server::login_limit::remote_ip(remote);
+    if !shared.logins.allowed(username, ip) {
+        tracing::info!(user = %username, %remote, "login refused: too many failures");
+        return Err(LoginError::Throttled);
+    }
+    let result = verify_login(shared, username, password).await;
+    match result {
+        Err(LoginError::Invalid) => shared.logins.failed(username, ip),
+        Ok(_) => shared.logins.succeeded(username),
+        Err(_) => {}
+    }
+    result
+}
+
+async fn verify_login(shared: &Shared, username: &str, password: &str) -> Result<i64, LoginError> {
     let record = match shared.db.get_user(username).await {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -492,7 +522,7 @@ async fn finish(
                 writer.close(Some("ERROR :Authentication required".into()));
                 return None;
             };
-            match check_password(shared, &user_login.user, pass).await {
+            match check_password(shared, &user_login.user, pass, &remote).await {
                 Ok(user_id) => (user_login, user_id),
                 Err(LoginError::Disabled) => {
                     writer.close(Some("ERROR :This bouncer account is disabled".into()));
@@ -500,6 +530,10 @@ async fn finish(
                 }
                 Err(LoginError::Internal) => {
                     writer.close(Some("ERROR :Internal error, try again later".into()));
+                    return None;
+                }
+                Err(LoginError::Throttled) => {
+                    writer.close(Some(THROTTLED.into()));
                     return None;
                 }
                 Err(LoginError::Invalid) => {
@@ -559,7 +593,9 @@ async fn pump(
     writer: &Writer,
     id: u64,
     events: tokio::sync::mpsc::Sender<UserEvent>,
+    mut limiter: crate::downstream::flood::Limiter,
 ) {
+    use crate::downstream::flood::{Verdict, is_exempt};
     let cancel = writer.cancel_token();
     loop {
         let frame = tokio::select! {
@@ -582,6 +618,27 @@ async fn pump(
             },
             Ok(None) | Err(_) => break,
         };
+        let counted = match &event {
+            DownstreamEvent::Line(msg) => !is_exempt(&msg.command),
+            _ => true,
+        };
+        if counted {
+            match limiter.take() {
+                Verdict::Now => {}
+                Verdict::After(wait) => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Verdict::Excess => {
+                    tracing::info!("client disconnected for excess flood");
+                    writer.close(Some("ERROR :Excess flood".into()));
+                    drain(reader).await;
+                    break;
+                }
+            }
+        }
         if events
             .send(UserEvent::Downstream { id, event })
             .await
@@ -598,6 +655,17 @@ async fn pump(
         })
         .await;
     writer.close(None);
+}
+
+/// Read and discard what a flooding client still sends, for a short while,
+/// so that closing the socket with unread input (which makes the kernel
+/// send a reset) does not destroy the `ERROR` line before the client has
+/// read it.
+async fn drain(reader: &mut LineReader) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Ok(Some(_)) = reader.next_frame().await {}
+    })
+    .await;
 }
 
 #[cfg(test)]

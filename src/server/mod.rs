@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod listener;
+pub mod login_limit;
 pub mod origin;
 pub mod retention;
 pub mod tls;
@@ -56,6 +57,8 @@ pub struct Shared {
     pub connection_limit: Arc<tokio::sync::Semaphore>,
     /// IRCv3 STS policies of upstream hosts.
     pub sts: crate::upstream::sts::StsPolicies,
+    /// Failed-login records (password guessing throttle).
+    pub logins: login_limit::LoginThrottle,
     users: Mutex<HashMap<String, UserHandle>>,
     user_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_client: AtomicU64,
@@ -146,6 +149,7 @@ impl Server {
         );
         let shared = Arc::new(Shared {
             connection_limit,
+            logins: login_limit::LoginThrottle::new(config.login_limit),
             sts,
             config,
             db,

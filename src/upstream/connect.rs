@@ -76,6 +76,17 @@ pub struct ReaderOptions {
     pub gate: tokio::sync::watch::Receiver<bool>,
 }
 
+/// Per-link settings taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    /// Dead-link detection timings.
+    pub liveness: Liveness,
+    /// Pace of lines sent to the server.
+    pub flood: FloodControl,
+    /// Reading pauses while this is false (see [`crate::user::flow`]).
+    pub gate: tokio::sync::watch::Receiver<bool>,
+}
+
 /// Connect to a network after `delay` and pump its lines into the user's
 /// events channel until the link ends.
 pub fn spawn_connection(
@@ -85,8 +96,14 @@ pub fn spawn_connection(
     addr: UpstreamAddr,
     tls: TlsOptions,
     delay: Duration,
-    reader: ReaderOptions,
+    link: LinkOptions,
 ) -> JoinHandle<()> {
+    let LinkOptions {
+        liveness,
+        flood,
+        gate,
+    } = link;
+    let reader = ReaderOptions { liveness, gate };
     let span = tracing::info_span!("upstream", net, host = %addr.host);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
@@ -120,7 +137,7 @@ pub fn spawn_connection(
                 write,
                 WriterOptions {
                     capacity: UPSTREAM_QUEUE,
-                    flood: Some(FloodControl::UPSTREAM),
+                    flood: Some(flood),
                 },
             );
             let cancel = writer.cancel_token();

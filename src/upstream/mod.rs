@@ -136,12 +136,13 @@ impl UserActor {
         let tls = tls::TlsOptions::from_record(&net.record);
         net.attempt += 1;
         net.state = LinkState::Connecting;
-        let reader = connect::ReaderOptions {
+        let link = connect::LinkOptions {
             liveness: self.shared.config.upstream_liveness,
+            flood: self.shared.config.upstream_flood,
             gate: net.read_gate.subscribe(),
         };
         let task =
-            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, delay, reader);
+            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, delay, link);
         self.tasks.push(task);
         self.notify_network_changed(id);
     }

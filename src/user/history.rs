@@ -222,8 +222,10 @@ pub fn commit_callback(
                 committed.fetch_max(seq, Ordering::AcqRel);
             }
             Err(err) => {
-                // The line is lost to the store, but holding it back forever
-                // would stall the network's relay: deliver it and say so.
+                // A bad append, or one given up after a long store fault
+                // (transient faults are retried by the database thread
+                // first): the line is lost to the store, but holding it back
+                // forever would stall the relay: deliver it and say so.
                 tracing::error!(error = %err, seq, "message store: commit failed");
                 committed.fetch_max(seq, Ordering::AcqRel);
             }

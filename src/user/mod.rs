@@ -21,6 +21,7 @@ pub mod network;
 mod presence;
 mod relay;
 pub mod route;
+mod store_fault;
 pub mod users;
 
 use std::collections::{BTreeMap, HashMap};
@@ -225,12 +226,25 @@ impl UserActor {
         for id in ids {
             self.connect_network(id, std::time::Duration::ZERO);
         }
+        let mut faults = self.shared.db.store_faults();
+        let mut faults_open = true;
         loop {
             let event = tokio::select! {
                 event = rx.recv() => match event {
                     Some(event) => event,
                     None => break,
                 },
+                changed = faults.changed(), if faults_open => {
+                    match changed {
+                        Ok(()) => {
+                            let fault = faults.borrow_and_update().clone();
+                            self.on_store_fault(fault);
+                        }
+                        // The database thread has stopped: shutting down.
+                        Err(_) => faults_open = false,
+                    }
+                    continue;
+                }
                 () = self.commit_notify.notified() => {
                     self.flush_all_outboxes();
                     self.send_delivery_probes();

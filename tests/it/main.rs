@@ -7,6 +7,7 @@ mod harness_selftest;
 mod inspircd;
 mod support;
 
+mod abuse;
 mod admin_cli;
 mod away;
 mod bad_input;
@@ -16,6 +17,7 @@ mod burst;
 mod caps;
 mod chathistory;
 mod crash;
+mod db_faults;
 mod history;
 mod interop;
 mod interop_ircv3;
