@@ -27,6 +27,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    tether::server::alloc::tune();
     let args = Args::parse();
     let default_level = if args.debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -5,6 +5,7 @@
 //! registry of user actors) and graceful shutdown.
 
 pub mod admin;
+pub mod alloc;
 pub mod listener;
 pub mod login_limit;
 pub mod origin;

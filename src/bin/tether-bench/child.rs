@@ -24,6 +24,7 @@ use crate::rig::{PASSWORD, ScratchDir, config_text};
 
 /// Body of the hidden `serve` subcommand, run in the child.
 pub fn serve(config: &Path) -> Result<()> {
+    tether::server::alloc::tune();
     let text = std::fs::read_to_string(config)?;
     let config = Config::parse_str(&text).map_err(|e| anyhow!("bench config:\n{e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
