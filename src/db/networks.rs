@@ -4,7 +4,7 @@
 //! Synchronous functions run on the database thread; see [`super::Db`] for
 //! the async API.
 
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, Row, ToSql, params_from_iter};
 
 use super::{DbError, DbResult, NetworkRecord, is_foreign_key_violation, is_unique_violation};
 
@@ -51,6 +51,27 @@ fn split_commands(stored: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// The settings columns `name` … `server_certfp`, in the order both
+/// [`create`] and [`update`] bind them (after the id or the owner).
+fn settings<'a>(net: &'a NetworkRecord, commands: &'a Option<String>) -> [&'a dyn ToSql; 14] {
+    [
+        &net.name,
+        &net.addr,
+        &net.nick,
+        &net.username,
+        &net.realname,
+        &net.pass,
+        &net.sasl_mechanism,
+        &net.sasl_plain_username,
+        &net.sasl_plain_password,
+        commands,
+        &net.enabled,
+        &net.client_cert,
+        &net.client_key,
+        &net.server_certfp,
+    ]
+}
+
 fn conflict(name: &str) -> DbError {
     DbError::Conflict(format!("network {name:?} already exists"))
 }
@@ -72,29 +93,16 @@ pub fn list(conn: &Connection, user_id: i64) -> DbResult<Vec<NetworkRecord>> {
 
 /// Inserts `net` (ignoring `net.id`) and returns it with the new id.
 pub fn create(conn: &Connection, mut net: NetworkRecord) -> DbResult<NetworkRecord> {
+    let commands = join_commands(&net.connect_commands);
     let result = conn.execute(
         "INSERT INTO networks
             (user_id, name, addr, nick, username, realname, pass, sasl_mechanism,
              sasl_plain_username, sasl_plain_password, connect_commands, enabled,
              client_cert, client_key, server_certfp)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        params![
-            net.user_id,
-            net.name,
-            net.addr,
-            net.nick,
-            net.username,
-            net.realname,
-            net.pass,
-            net.sasl_mechanism,
-            net.sasl_plain_username,
-            net.sasl_plain_password,
-            join_commands(&net.connect_commands),
-            net.enabled,
-            net.client_cert,
-            net.client_key,
-            net.server_certfp,
-        ],
+        params_from_iter(
+            std::iter::once(&net.user_id as &dyn ToSql).chain(settings(&net, &commands)),
+        ),
     );
     match result {
         Ok(_) => {
@@ -113,6 +121,7 @@ pub fn create(conn: &Connection, mut net: NetworkRecord) -> DbResult<NetworkReco
 /// Overwrites the network with id `net.id`; `net.user_id` is ignored (a
 /// network never changes owner).
 pub fn update(conn: &Connection, net: &NetworkRecord) -> DbResult<()> {
+    let commands = join_commands(&net.connect_commands);
     let result = conn.execute(
         "UPDATE networks SET
             name = ?2, addr = ?3, nick = ?4, username = ?5, realname = ?6, pass = ?7,
@@ -120,23 +129,7 @@ pub fn update(conn: &Connection, net: &NetworkRecord) -> DbResult<()> {
             connect_commands = ?11, enabled = ?12, client_cert = ?13, client_key = ?14,
             server_certfp = ?15
          WHERE id = ?1",
-        params![
-            net.id,
-            net.name,
-            net.addr,
-            net.nick,
-            net.username,
-            net.realname,
-            net.pass,
-            net.sasl_mechanism,
-            net.sasl_plain_username,
-            net.sasl_plain_password,
-            join_commands(&net.connect_commands),
-            net.enabled,
-            net.client_cert,
-            net.client_key,
-            net.server_certfp,
-        ],
+        params_from_iter(std::iter::once(&net.id as &dyn ToSql).chain(settings(net, &commands))),
     );
     match result {
         Ok(0) => Err(not_found(net.id)),
