@@ -99,6 +99,15 @@ async fn asked_names(s: &mut Setup, c: &mut TestClient, chan: &str) -> Vec<Strin
     entries
 }
 
+/// A network offering `cap`, one client with it and one without, both in
+/// `#chan`: the server sends `line`, and only the client with the cap gets
+/// a `command` (returned).
+async fn only_with_cap(cap: &str, line: &str, command: &str) -> Message {
+    let mut s = Setup::with_options(offering(&[cap])).await;
+    let (mut with, mut without) = pair_in_chan(&mut s, &[cap]).await;
+    relay_only_with(&mut s, &mut with, &mut without, line, command).await
+}
+
 /// Read the `CAP <nick> <sub>` lines of one reply (continuations marked
 /// with `*` included); returns the lines and every token they list.
 async fn cap_reply(c: &mut TestClient, sub: &str) -> (Vec<Message>, Vec<String>) {
@@ -326,12 +335,8 @@ async fn away_notify_relays_away_only_with_the_cap() {
 
 #[tokio::test]
 async fn account_notify_relays_account_only_with_the_cap() {
-    let mut s = Setup::with_options(offering(&["account-notify"])).await;
-    let (mut with, mut without) = pair_in_chan(&mut s, &["account-notify"]).await;
-    let m = relay_only_with(
-        &mut s,
-        &mut with,
-        &mut without,
+    let m = only_with_cap(
+        "account-notify",
         ":bob!b@h.example ACCOUNT bobacc",
         "ACCOUNT",
     )
@@ -341,12 +346,8 @@ async fn account_notify_relays_account_only_with_the_cap() {
 
 #[tokio::test]
 async fn chghost_relayed_only_with_the_cap() {
-    let mut s = Setup::with_options(offering(&["chghost"])).await;
-    let (mut with, mut without) = pair_in_chan(&mut s, &["chghost"]).await;
-    let m = relay_only_with(
-        &mut s,
-        &mut with,
-        &mut without,
+    let m = only_with_cap(
+        "chghost",
         ":bob!b@h.example CHGHOST newuser new.host.example",
         "CHGHOST",
     )
@@ -356,12 +357,8 @@ async fn chghost_relayed_only_with_the_cap() {
 
 #[tokio::test]
 async fn setname_of_others_relayed_only_with_the_cap() {
-    let mut s = Setup::with_options(offering(&["setname"])).await;
-    let (mut with, mut without) = pair_in_chan(&mut s, &["setname"]).await;
-    let m = relay_only_with(
-        &mut s,
-        &mut with,
-        &mut without,
+    let m = only_with_cap(
+        "setname",
         ":bob!b@h.example SETNAME :Bob The Builder",
         "SETNAME",
     )
