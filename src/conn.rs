@@ -292,8 +292,10 @@ enum Next {
 impl WriterTask {
     async fn run(mut self) {
         let mut out = BytesMut::with_capacity(4096);
-        // The peer was left with half a line: nothing more can be written.
-        let mut torn = false;
+        // Bytes taken from the queue but unwritten when the close came, and
+        // whether the peer has half a line of them already.
+        let mut leftover = BytesMut::new();
+        let mut mid_line = false;
         loop {
             let wait = self
                 .bucket
@@ -354,19 +356,10 @@ impl WriterTask {
                 }
             };
             if cancelled {
-                // Finish a line cut in half, if the peer takes it in time, so
-                // the closing line is not glued to a torn one.
-                if written > 0
-                    && out.get(written - 1) != Some(&b'\n')
-                    && let Some(end) = out[written..].iter().position(|b| *b == b'\n')
-                {
-                    let rest = &out[written..written + end + 1];
-                    let finished =
-                        tokio::time::timeout(CLOSE_TIMEOUT, self.sink.write_all(rest)).await;
-                    if !matches!(finished, Ok(Ok(()))) {
-                        torn = true;
-                    }
-                }
+                // Lines taken from the queue but not (fully) written yet
+                // are dealt with at closing time, like the queued ones.
+                mid_line = written > 0 && out.get(written - 1) != Some(&b'\n');
+                leftover = out.split_off(written);
                 break;
             }
             out.clear();
@@ -386,6 +379,14 @@ impl WriterTask {
         }
         let closing = self.final_line.lock().ok().and_then(|mut s| s.take());
         out.clear();
+        let flush = closing.as_ref().is_some_and(|c| c.flush);
+        if flush {
+            out.extend_from_slice(&leftover);
+        } else if mid_line && let Some(end) = leftover.iter().position(|b| *b == b'\n') {
+            // Finish a line cut in half, so the closing line is not glued
+            // to a torn one.
+            out.extend_from_slice(&leftover[..=end]);
+        }
         if let Some(closing) = closing {
             if closing.flush {
                 while let Ok(line) = self.priority.try_recv() {
@@ -399,7 +400,7 @@ impl WriterTask {
                 encode_line(&line, &mut out);
             }
         }
-        if !out.is_empty() && !torn {
+        if !out.is_empty() {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.write_all(&out)).await;
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.shutdown()).await;
@@ -441,6 +442,46 @@ mod tests {
         task.await.expect("writer ends");
         let got = reader.await.expect("reader ends");
         assert_eq!(got, [long.as_str(), "ERROR :bye"], "{got:?}");
+    }
+
+    /// Regression: lines the writer had taken from the queue but not yet
+    /// written were lost when the connection was closed (a client got the
+    /// closing `ERROR` without the replies queued just before it).
+    #[tokio::test]
+    async fn close_keeps_lines_taken_but_not_yet_written() {
+        let (a, b) = tokio::io::duplex(64);
+        let (writer, task) = spawn_writer(
+            Box::new(a),
+            WriterOptions {
+                capacity: 8,
+                flood: None,
+            },
+        );
+        let lines: Vec<String> = (0..4)
+            .map(|i| format!("PRIVMSG #c :{i} {}", "x".repeat(100)))
+            .collect();
+        for line in &lines {
+            writer.try_send(line.clone()).expect("queued");
+        }
+        // The writer batches all four into one write and blocks on the
+        // 64-byte pipe partway through the first.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        writer.close(Some("ERROR :bye".into()));
+        let reader = tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(b).lines();
+            let mut got = Vec::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                got.push(l);
+            }
+            got
+        });
+        task.await.expect("writer ends");
+        let got = reader.await.expect("reader ends");
+        let mut want: Vec<&str> = lines.iter().map(String::as_str).collect();
+        want.push("ERROR :bye");
+        assert_eq!(got, want);
     }
 
     #[tokio::test]
