@@ -2,9 +2,10 @@
 //!
 //! Each row is one [`Entry`] of a network. `(network_id, target, seq)` is
 //! unique; `time` is the server time in milliseconds; `text` is NULL for
-//! events. The `messages_fts` FTS5 table indexes `text` and is kept in sync
-//! by triggers (see the schema), so deleting rows here also removes them
-//! from search.
+//! events. The `messages_fts` FTS5 table indexes `text`: [`insert`]
+//! indexes the rows it stores (the group commit indexes a whole batch at
+//! once with [`index_text`]), and triggers (see the schema) remove deleted
+//! rows from search.
 //!
 //! Range queries mirror [`Fetch::matches`] exactly, so the store answers a
 //! query the same way as the in-memory ring. Synchronous functions run on
@@ -76,21 +77,43 @@ pub struct Backlog {
     pub skipped: u64,
 }
 
-/// Inserts `entries` for network `network_id`. Not transactional by
-/// itself: the caller wraps it (the group commit does). A sequence number
-/// already stored for the same target is [`DbError::Conflict`], an unknown
-/// network [`DbError::NotFound`].
+/// Inserts `entries` for network `network_id` and indexes their text. Not
+/// transactional by itself: the caller wraps it. A sequence number already
+/// stored for the same target is [`DbError::Conflict`], an unknown network
+/// [`DbError::NotFound`].
 pub fn insert(conn: &Connection, network_id: i64, entries: &[Entry]) -> DbResult<()> {
+    if let Some(rows) = insert_rows(conn, network_id, entries)? {
+        index_text(conn, rows)?;
+    }
+    Ok(())
+}
+
+/// The rowids of the first and the last row stored by one [`insert_rows`]
+/// (or several in one transaction); every row between them is theirs.
+pub type RowRange = (i64, i64);
+
+/// [`insert`] without the full-text indexing: the caller must pass the
+/// returned range (`None` for no entries) to [`index_text`] in the same
+/// transaction.
+pub fn insert_rows(
+    conn: &Connection,
+    network_id: i64,
+    entries: &[Entry],
+) -> DbResult<Option<RowRange>> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages (network_id, target, seq, time, msgid, sender, event, raw, text)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
+    let mut rows: Option<RowRange> = None;
     for e in entries {
         let result = stmt.execute(params![
             network_id, e.target, e.seq, e.time, e.msgid, e.sender, e.event, e.raw, e.text,
         ]);
         match result {
-            Ok(_) => {}
+            Ok(_) => {
+                let id = conn.last_insert_rowid();
+                rows = Some(rows.map_or((id, id), |(first, _)| (first, id)));
+            }
             Err(err) if is_foreign_key_violation(&err) => {
                 return Err(DbError::NotFound(format!(
                     "no network with id {network_id}"
@@ -105,6 +128,19 @@ pub fn insert(conn: &Connection, network_id: i64, entries: &[Entry]) -> DbResult
             Err(err) => return Err(err.into()),
         }
     }
+    Ok(rows)
+}
+
+/// Adds the text of the rows in `rows` (from [`insert_rows`], this
+/// transaction) to the full-text index, in one statement: FTS5 writes out
+/// an index segment at every statement savepoint, so a statement per row
+/// would write a segment per message.
+pub fn index_text(conn: &Connection, rows: RowRange) -> DbResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO messages_fts (rowid, text)
+         SELECT id, text FROM messages WHERE id BETWEEN ?1 AND ?2 AND text IS NOT NULL",
+    )?
+    .execute(params![rows.0, rows.1])?;
     Ok(())
 }
 

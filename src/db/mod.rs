@@ -37,6 +37,7 @@ use tokio::sync::oneshot;
 use crate::history::{Entry, Fetch};
 
 pub mod channels;
+mod checkpoint;
 pub mod cursors;
 pub mod messages;
 pub mod networks;
@@ -250,7 +251,15 @@ impl Db {
     fn start(mut conn: Connection, readers: Option<Arc<Readers>>) -> DbResult<Db> {
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
-        let handle = thread::spawn(conn)?;
+        // A file database gets its WAL checkpoints off the writer thread.
+        let checkpointer = match &readers {
+            Some(readers) => {
+                checkpoint::configure_writer(&conn)?;
+                Some(checkpoint::Checkpointer::spawn(readers.path())?)
+            }
+            None => None,
+        };
+        let handle = thread::spawn(conn, checkpointer)?;
         Ok(Db { handle, readers })
     }
 

@@ -44,6 +44,11 @@ impl Readers {
         }
     }
 
+    /// The database file the pool reads.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "network client certificates and server pins, STS policies",
         apply: migration_3,
     },
+    Migration {
+        description: "full-text index written per batch of messages, not per row",
+        apply: migration_4,
+    },
 ];
 
 /// The schema version this build of tether writes.
@@ -213,6 +217,16 @@ fn migration_3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             expires_at INTEGER NOT NULL
         );",
     )
+}
+
+/// The insert trigger indexed each message on its own, and FTS5 writes its
+/// pending data out as a new index segment at every statement savepoint,
+/// so every stored message cost one segment (and later merges). The store
+/// now indexes each batch with one statement, in the same transaction
+/// ([`crate::db::messages::index_text`]). Deletes and updates keep their
+/// triggers: every stored row is indexed when its transaction commits.
+fn migration_4(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch("DROP TRIGGER messages_fts_insert;")
 }
 
 #[cfg(test)]

@@ -13,9 +13,11 @@
 //! thread takes one, it also takes the appends queued right behind it and
 //! writes them all in one transaction, since one commit (one fsync of the
 //! WAL) per message would cap the write rate far below what a busy network
-//! produces. Each append gets its own savepoint, so a bad one fails alone.
-//! The first other request found behind them runs right after the commit,
-//! which keeps the global order.
+//! produces. The batch is first tried as a whole; only when something in it
+//! fails is it redone with a savepoint per append, so that a bad append
+//! fails alone. The first other request found behind them runs right after
+//! the commit, which keeps the global order. WAL checkpoints are not done
+//! here but on their own thread (see [`super::checkpoint`]).
 //!
 //! The thread stops when every handle is dropped or when it receives
 //! [`Request::Close`]; in the latter case it still executes everything that
@@ -29,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, watch};
 
+use super::checkpoint::Checkpointer;
 use super::retry::{self, Pending, RetryQueue};
 use super::{DbError, DbResult, messages, other_error};
 use crate::history::Entry;
@@ -101,7 +104,9 @@ fn lock(overflow: &Mutex<Overflow>) -> MutexGuard<'_, Overflow> {
 }
 
 /// Moves `conn` onto a new database thread and returns the handle to it.
-pub(crate) fn spawn(conn: Connection) -> DbResult<Handle> {
+/// With a `checkpointer`, the thread nudges it after its writes and stops
+/// it before closing `conn`.
+pub(crate) fn spawn(conn: Connection, checkpointer: Option<Checkpointer>) -> DbResult<Handle> {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     let (stopped_tx, stopped_rx) = watch::channel(false);
     let (faults_tx, faults_rx) = watch::channel(None);
@@ -109,7 +114,7 @@ pub(crate) fn spawn(conn: Connection) -> DbResult<Handle> {
     let commits = Arc::clone(&append_commits);
     std::thread::Builder::new()
         .name("tether-db".into())
-        .spawn(move || run(conn, rx, stopped_tx, &commits, faults_tx))
+        .spawn(move || run(conn, rx, stopped_tx, &commits, faults_tx, checkpointer))
         .map_err(|err| {
             DbError::Sqlite(other_error(format!(
                 "could not start the database thread: {err}"
@@ -133,6 +138,7 @@ fn run(
     stopped: watch::Sender<bool>,
     append_commits: &AtomicUsize,
     faults: watch::Sender<Option<String>>,
+    checkpointer: Option<Checkpointer>,
 ) {
     tracing::debug!("database thread started");
     // A request the group commit took from the queue but could not batch.
@@ -177,10 +183,16 @@ fn run(
                     done,
                 };
                 if retry.is_empty() {
-                    let batch = AppendBatch::new(&mut conn);
-                    let (after, parked, error) = batch.run(&mut rx, first, append_commits);
+                    let (items, after) = take_appends(&mut rx, first);
                     next = after;
-                    retry.park(parked, error.as_ref());
+                    if let Err(items) = store_at_once(&mut conn, items, append_commits) {
+                        let mut batch = AppendBatch::new(&mut conn);
+                        for p in items {
+                            batch.insert(p);
+                        }
+                        let (parked, error) = batch.finish(append_commits);
+                        retry.park(parked, error.as_ref());
+                    }
                 } else {
                     retry.push(first);
                 }
@@ -189,8 +201,14 @@ fn run(
             // ones have been executed.
             Request::Close => rx.close(),
         }
+        if let Some(checkpointer) = &checkpointer {
+            checkpointer.nudge();
+        }
     }
     drop(rx);
+    if let Some(checkpointer) = checkpointer {
+        checkpointer.stop();
+    }
     if let Err(err) = conn.execute_batch("PRAGMA optimize") {
         tracing::debug!(error = %err, "database: PRAGMA optimize failed");
     }
@@ -201,10 +219,87 @@ fn run(
     stopped.send_replace(true);
 }
 
+/// `first` and the appends queued right behind it, up to
+/// [`MAX_BATCH_ENTRIES`] entries, and the first other request found behind
+/// them, which must run next.
+fn take_appends(
+    rx: &mut mpsc::Receiver<Request>,
+    first: Pending,
+) -> (Vec<Pending>, Option<Request>) {
+    let mut entries = first.entries.len();
+    let mut items = vec![first];
+    while entries < MAX_BATCH_ENTRIES {
+        match rx.try_recv() {
+            Ok(Request::Append {
+                network_id,
+                entries: more,
+                done,
+            }) => {
+                entries += more.len();
+                items.push(Pending {
+                    network_id,
+                    entries: more,
+                    done,
+                });
+            }
+            Ok(other) => return (items, Some(other)),
+            // Empty, or closed with nothing left: either way the batch is
+            // complete.
+            Err(_) => break,
+        }
+    }
+    (items, None)
+}
+
+/// Stores `items` in one transaction without savepoints and reports
+/// success to each. Hands them back untouched (nothing stored) when any of
+/// them fails, for the one-savepoint-each path to sort out which.
+///
+/// This is the common case made cheap: FTS5 writes its pending index data
+/// out as a new segment at every savepoint, so the batch is indexed by one
+/// statement at the end (see [`messages::index_text`]) and no append gets
+/// a savepoint of its own.
+fn store_at_once(
+    conn: &mut Connection,
+    items: Vec<Pending>,
+    append_commits: &AtomicUsize,
+) -> Result<(), Vec<Pending>> {
+    let Ok(tx) = conn.transaction() else {
+        return Err(items);
+    };
+    let mut rows: Option<messages::RowRange> = None;
+    for p in &items {
+        match messages::insert_rows(&tx, p.network_id, &p.entries) {
+            Ok(Some((first, last))) => {
+                rows = Some(rows.map_or((first, last), |(f, _)| (f, last)));
+            }
+            Ok(None) => {}
+            // Dropping `tx` rolls the whole attempt back.
+            Err(_) => return Err(items),
+        }
+    }
+    if let Some(rows) = rows
+        && messages::index_text(&tx, rows).is_err()
+    {
+        return Err(items);
+    }
+    if tx.commit().is_err() {
+        return Err(items);
+    }
+    append_commits.fetch_add(1, Ordering::Relaxed);
+    for p in items {
+        (p.done)(Ok(()));
+    }
+    Ok(())
+}
+
 /// Try to store the held appends, oldest first, a batch at a time.
 fn retry_held(conn: &mut Connection, retry: &mut RetryQueue, append_commits: &AtomicUsize) {
     while !retry.is_empty() {
         let items = retry.take_batch(MAX_BATCH_ENTRIES);
+        let Err(items) = store_at_once(conn, items, append_commits) else {
+            continue;
+        };
         let mut batch = AppendBatch::new(conn);
         for p in items {
             batch.insert(p);
@@ -225,7 +320,8 @@ struct AppendBatch<'c> {
     /// Every append taken so far with its own outcome, in order; `None`
     /// for one held back untried because an earlier one hit a fault.
     taken: Vec<(Pending, Option<DbResult<()>>)>,
-    entries: usize,
+    /// SQLite rolled the whole transaction back after an error.
+    lost: bool,
     /// An earlier append of this batch failed for a transient reason: the
     /// later ones are not tried, so none is stored ahead of it.
     faulted: bool,
@@ -236,59 +332,19 @@ impl<'c> AppendBatch<'c> {
         AppendBatch {
             tx: conn.transaction().map_err(DbError::from),
             taken: Vec::new(),
-            entries: 0,
+            lost: false,
             faulted: false,
         }
     }
 
-    /// Inserts the first append and every append queued right behind it (up
-    /// to [`MAX_BATCH_ENTRIES`]), commits, then reports to each append in
-    /// order. Returns the non-append request found in the queue, if any,
-    /// which the caller must run next, and the appends to retry later with
-    /// the error that stopped them.
-    fn run(
-        mut self,
-        rx: &mut mpsc::Receiver<Request>,
-        first: Pending,
-        append_commits: &AtomicUsize,
-    ) -> (Option<Request>, Vec<Pending>, Option<DbError>) {
-        let mut next = None;
-        let mut append = Some(first);
-        while let Some(p) = append.take() {
-            let aborted = self.insert(p);
-            if aborted || self.entries >= MAX_BATCH_ENTRIES {
-                break;
-            }
-            match rx.try_recv() {
-                Ok(Request::Append {
-                    network_id,
-                    entries,
-                    done,
-                }) => {
-                    append = Some(Pending {
-                        network_id,
-                        entries,
-                        done,
-                    })
-                }
-                Ok(other) => next = Some(other),
-                // Empty, or closed with nothing left: either way the batch
-                // is complete.
-                Err(_) => {}
-            }
-        }
-        let (parked, error) = self.finish(append_commits);
-        (next, parked, error)
-    }
-
-    /// Inserts one append in its own savepoint. Returns true when the
-    /// whole transaction is lost (SQLite rolled it back, or it never
-    /// started), so nothing more may be added to it.
-    fn insert(&mut self, p: Pending) -> bool {
-        self.entries += p.entries.len();
-        if self.faulted {
+    /// Inserts one append in its own savepoint. Once the whole transaction
+    /// is lost (SQLite rolled it back, or it never started), later appends
+    /// are held back untried: savepoints outside a transaction would
+    /// commit on their own.
+    fn insert(&mut self, p: Pending) {
+        if self.faulted || self.lost {
             self.taken.push((p, None));
-            return false;
+            return;
         }
         let tx = match &mut self.tx {
             Ok(tx) => tx,
@@ -296,7 +352,7 @@ impl<'c> AppendBatch<'c> {
                 let err = copy_error(err);
                 self.faulted = retry::is_transient(&err);
                 self.taken.push((p, Some(Err(err))));
-                return true;
+                return;
             }
         };
         let result = tx.savepoint().map_err(DbError::from).and_then(|sp| {
@@ -311,9 +367,8 @@ impl<'c> AppendBatch<'c> {
         }
         // Some errors (I/O, disk full) make SQLite roll back the whole
         // transaction; further savepoints would then commit on their own.
-        let lost = result.is_err() && tx.is_autocommit();
+        self.lost = result.is_err() && tx.is_autocommit();
         self.taken.push((p, Some(result)));
-        lost
     }
 
     /// Commits and reports to every append. Appends that failed for a
@@ -522,7 +577,7 @@ mod tests {
     /// the commit.
     #[tokio::test]
     async fn queued_appends_share_one_commit() {
-        let handle = spawn(store()).unwrap();
+        let handle = spawn(store(), None).unwrap();
         let log = Log::default();
         let release = block(&handle);
         append(&handle, &log, "a", 1..=2);
@@ -546,7 +601,7 @@ mod tests {
     /// A failing append fails alone; the others of its transaction commit.
     #[tokio::test]
     async fn a_bad_append_fails_alone() {
-        let handle = spawn(store()).unwrap();
+        let handle = spawn(store(), None).unwrap();
         let log = Log::default();
         let release = block(&handle);
         append(&handle, &log, "a", 1..=2);
@@ -562,7 +617,7 @@ mod tests {
     /// A transaction stops taking appends once it holds enough entries.
     #[tokio::test]
     async fn batches_are_bounded() {
-        let handle = spawn(store()).unwrap();
+        let handle = spawn(store(), None).unwrap();
         let log = Log::default();
         let release = block(&handle);
         append(&handle, &log, "a", 1..=600);
@@ -581,7 +636,7 @@ mod tests {
     /// announced once and its end once.
     #[tokio::test]
     async fn failed_appends_are_held_and_retried_in_order() {
-        let handle = spawn(store()).unwrap();
+        let handle = spawn(store(), None).unwrap();
         let mut faults = handle.faults.clone();
         let log = Log::default();
         let set = |on: bool| {
@@ -658,7 +713,7 @@ mod tests {
     #[tokio::test]
     async fn overflow_preserves_order() {
         let conn = Connection::open_in_memory().unwrap();
-        let handle = spawn(conn).unwrap();
+        let handle = spawn(conn, None).unwrap();
 
         // Block the thread until we say so.
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
@@ -691,7 +746,7 @@ mod tests {
     #[tokio::test]
     async fn close_runs_queued_work_first() {
         let conn = Connection::open_in_memory().unwrap();
-        let handle = spawn(conn).unwrap();
+        let handle = spawn(conn, None).unwrap();
         let (tx, rx) = oneshot::channel();
         handle.submit(Request::Run(Box::new(move |_| {
             let _ = tx.send(42);

@@ -191,6 +191,10 @@ pub struct ClientCursor {
     /// The probe in flight: its token, what it confirms, and the relayed
     /// sequence when it was sent (when the client had received all of it).
     pub probe: Option<Probe>,
+    /// When the last probe was sent; the next waits [`PROBE_SPACING`].
+    pub last_probe: Option<tokio::time::Instant>,
+    /// The client pinged: its next probe goes out without waiting.
+    pub probe_asap: bool,
     /// Backlog is being fetched: live messages wait here, in order.
     pub held: Option<Vec<Arc<Outgoing>>>,
 }
@@ -204,6 +208,14 @@ pub struct Probe {
 
 /// The PING token prefix of delivery probes.
 pub const PROBE_PREFIX: &str = "tether-ack-";
+
+/// Least time between two delivery probes to one client. A probe after
+/// every burst meant a PING and a PONG per client for every message at a
+/// steady rate, which cost more than delivering the message itself. A
+/// client's own PING still brings its probe at once, so a client (or test)
+/// that pings knows its deliveries are confirmed once its pings are
+/// answered.
+pub const PROBE_SPACING: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A client whose held backlog queue grows beyond this is disconnected; it
 /// catches up from its cursor when it comes back.

@@ -122,6 +122,8 @@ impl UserActor {
         if !self.networks.contains_key(&id) {
             return Err("no such network".to_string());
         }
+        // Cursors of the network would fail to save once it is gone.
+        self.queued_cursors.forget(id);
         self.shared
             .db
             .delete_network(id)

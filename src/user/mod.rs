@@ -12,6 +12,7 @@
 
 pub mod away;
 pub mod bouncer_notify;
+mod cursor_save;
 mod detach;
 pub mod flow;
 pub mod history;
@@ -22,6 +23,7 @@ mod presence;
 mod relay;
 pub mod route;
 mod store_fault;
+mod timer;
 pub mod users;
 
 use std::collections::{BTreeMap, HashMap};
@@ -175,6 +177,10 @@ pub struct UserActor {
     pub(crate) relaying_implicit_names: bool,
     /// Network attributes last announced to `bouncer-networks-notify` clients.
     pub(crate) announced: bouncer_notify::Announced,
+    /// Confirmed delivery cursors waiting to be saved.
+    pub(crate) queued_cursors: cursor_save::QueuedCursors,
+    /// When delivery probes held back by their spacing are due.
+    pub(crate) probe_timer: timer::ActorTimer,
 }
 
 /// A network as loaded from the database when its user starts.
@@ -210,6 +216,8 @@ pub fn spawn_user(
         current_route: None,
         relaying_implicit_names: false,
         announced: Default::default(),
+        queued_cursors: Default::default(),
+        probe_timer: timer::ActorTimer::new(),
     };
     for net in networks {
         actor.add_network(net.record, net.channels, net.history);
@@ -245,10 +253,17 @@ impl UserActor {
                     }
                     continue;
                 }
+                () = self.probe_timer.fired() => {
+                    self.send_delivery_probes();
+                    continue;
+                }
                 () = self.commit_notify.notified() => {
                     self.flush_all_outboxes();
                     self.send_delivery_probes();
                     self.regulate_upstream_reads();
+                    if rx.is_empty() {
+                        self.save_queued_cursors();
+                    }
                     continue;
                 }
             };
@@ -290,6 +305,7 @@ impl UserActor {
                     generation,
                 } => self.on_detach_timer(net, &channel, generation),
                 UserEvent::Stop { reason, done } => {
+                    self.save_queued_cursors();
                     self.stop_all(&reason).await;
                     let _ = done.send(());
                     break;
@@ -298,7 +314,11 @@ impl UserActor {
             self.send_delivery_probes();
             self.regulate_upstream_reads();
             self.tasks.retain(|t| !t.is_finished());
+            if rx.is_empty() {
+                self.save_queued_cursors();
+            }
         }
+        self.save_queued_cursors();
         tracing::debug!("user actor stopped");
     }
 

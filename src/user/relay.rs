@@ -15,7 +15,9 @@ use crate::history::classify::{self, Classified};
 use crate::history::highlight::is_highlight;
 use crate::proto::Message;
 use crate::user::UserActor;
-use crate::user::history::{BASELINE, MAX_HELD, Outgoing, PROBE_PREFIX, Probe, commit_callback};
+use crate::user::history::{
+    BASELINE, MAX_HELD, Outgoing, PROBE_PREFIX, PROBE_SPACING, Probe, commit_callback,
+};
 
 /// A msgid for a stored message that arrived without one.
 fn generate_msgid() -> String {
@@ -385,7 +387,8 @@ impl UserActor {
     }
 
     /// Send a delivery probe to a client with unconfirmed deliveries and
-    /// no probe in flight.
+    /// no probe in flight, unless its last probe was sent less than
+    /// [`PROBE_SPACING`] ago (then the probe timer will come back to it).
     pub(crate) fn probe_client(&mut self, id: ClientId) {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
@@ -394,6 +397,16 @@ impl UserActor {
         if c.probe.is_some() || c.unacked.is_empty() {
             return;
         }
+        let now = tokio::time::Instant::now();
+        if !c.probe_asap
+            && let Some(due) = c.last_probe.map(|t| t + PROBE_SPACING)
+            && due > now
+        {
+            self.probe_timer.arm(due);
+            return;
+        }
+        c.last_probe = Some(now);
+        c.probe_asap = false;
         self.next_probe += 1;
         // Everything relayed so far has reached this client, unless it is
         // still waiting for its backlog.
@@ -488,6 +501,6 @@ impl UserActor {
                 seq,
             })
             .collect();
-        self.shared.db.save_cursors_detached(net_id, records);
+        self.queued_cursors.queue(net_id, records);
     }
 }

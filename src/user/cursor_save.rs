@@ -1,0 +1,100 @@
+//! Saving confirmed delivery cursors, coalesced.
+//!
+//! Every answered delivery probe moves cursors forward. Saving each
+//! answer on its own cost one database transaction per client per probe,
+//! which at a steady message rate with several clients was most of the
+//! bouncer's work per message. Instead the actor queues the new positions
+//! here and saves everything queued in one request whenever its event
+//! queue runs empty, i.e. at the end of each burst of work. A confirmed
+//! position therefore reaches the database as soon as the actor is idle,
+//! ahead of any later append (the database executes requests in order).
+
+use std::collections::HashMap;
+
+use crate::db::CursorRecord;
+use crate::user::UserActor;
+
+/// Positions confirmed but not yet handed to the database: per network,
+/// per (client name, target), the newest sequence.
+#[derive(Default)]
+pub(crate) struct QueuedCursors(HashMap<i64, HashMap<(String, String), i64>>);
+
+impl QueuedCursors {
+    /// Queue `records` of network `net_id`; a later position replaces an
+    /// earlier one of the same client and target.
+    pub(crate) fn queue(&mut self, net_id: i64, records: Vec<CursorRecord>) {
+        let net = self.0.entry(net_id).or_default();
+        for r in records {
+            let seq = net.entry((r.client, r.target)).or_insert(r.seq);
+            *seq = (*seq).max(r.seq);
+        }
+    }
+
+    /// Forget what was queued for a network that is being deleted.
+    pub(crate) fn forget(&mut self, net_id: i64) {
+        self.0.remove(&net_id);
+    }
+
+    fn take(&mut self) -> Vec<(i64, Vec<CursorRecord>)> {
+        self.0
+            .drain()
+            .map(|(net_id, cursors)| {
+                let records = cursors
+                    .into_iter()
+                    .map(|((client, target), seq)| CursorRecord {
+                        client,
+                        target,
+                        seq,
+                    })
+                    .collect();
+                (net_id, records)
+            })
+            .collect()
+    }
+}
+
+impl UserActor {
+    /// Hand every queued cursor to the database (one request per network).
+    pub(crate) fn save_queued_cursors(&mut self) {
+        for (net_id, records) in self.queued_cursors.take() {
+            self.shared.db.save_cursors_detached(net_id, records);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(client: &str, target: &str, seq: i64) -> CursorRecord {
+        CursorRecord {
+            client: client.into(),
+            target: target.into(),
+            seq,
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_position_per_client_and_target() {
+        let mut q = QueuedCursors::default();
+        q.queue(1, vec![record("phone", "#a", 5), record("laptop", "#a", 3)]);
+        q.queue(1, vec![record("phone", "#a", 9), record("phone", "#b", 2)]);
+        q.queue(1, vec![record("phone", "#a", 7)]);
+        q.queue(2, vec![record("phone", "#a", 1)]);
+        q.forget(2);
+        let mut saved = q.take();
+        assert_eq!(saved.len(), 1);
+        let (net, mut records) = saved.remove(0);
+        assert_eq!(net, 1);
+        records.sort_by(|a, b| (&a.client, &a.target).cmp(&(&b.client, &b.target)));
+        assert_eq!(
+            records,
+            [
+                record("laptop", "#a", 3),
+                record("phone", "#a", 9),
+                record("phone", "#b", 2)
+            ]
+        );
+        assert!(q.take().is_empty());
+    }
+}
