@@ -68,9 +68,13 @@ struct Row {
     path: Path,
     flood: Phase,
     paced: Phase,
+    /// tether's CPU time (user + system) during the flood and the paced
+    /// run; steadier than the rates when other work shares the cores.
+    cpu: Option<(Duration, Duration)>,
 }
 
 pub async fn relay(count: usize, k: usize, rate: u64, paced: usize, store: &str) -> Result<()> {
+    let paced_count = paced;
     if count == 0 || k == 0 || rate == 0 || paced == 0 {
         bail!("-n, -k, --rate and --paced-count must be positive");
     }
@@ -110,6 +114,14 @@ pub async fn relay(count: usize, k: usize, rate: u64, paced: usize, store: &str)
                 ms(r.paced.p99.saturating_sub(direct_p99))
             },
             (r.flood.lost + r.paced.lost).to_string(),
+            match r.cpu {
+                Some((flood, paced)) => format!(
+                    "{:.1} / {:.1}",
+                    flood.as_secs_f64() * 1e6 / count as f64,
+                    paced.as_secs_f64() * 1e6 / paced_count as f64
+                ),
+                None => "-".to_string(),
+            },
         ]);
     }
     table(
@@ -125,6 +137,7 @@ pub async fn relay(count: usize, k: usize, rate: u64, paced: usize, store: &str)
             "paced max (ms)",
             "added p99 (ms)",
             "lost clients",
+            "tether CPU us/msg (flood / paced)",
         ],
         &out,
     );
@@ -189,6 +202,9 @@ async fn relay_one(
         c.sync().await?;
     }
 
+    let cpu_now = || tether.as_ref().map(TetherChild::cpu).transpose();
+    let cpu_before = cpu_now()?;
+
     // Flood.
     let receivers = spawn_receivers(clients, "f", count);
     let start = Instant::now();
@@ -203,6 +219,7 @@ async fn relay_one(
         publisher.send_raw(&chunk).await?;
     }
     let (clients, flood) = collect(receivers, start).await?;
+    let cpu_flood = cpu_now()?;
 
     // Paced.
     let receivers = spawn_receivers(clients, "p", paced);
@@ -220,11 +237,21 @@ async fn relay_one(
         publisher.send_raw(&chunk).await?;
     }
     let (_clients, paced) = collect(receivers, start).await?;
+    let cpu_paced = cpu_now()?;
+    let cpu = match (cpu_before, cpu_flood, cpu_paced) {
+        (Some(a), Some(b), Some(c)) => Some((b.saturating_sub(a), c.saturating_sub(b))),
+        _ => None,
+    };
 
     if let Some(child) = tether {
         child.stop().await?;
     }
-    Ok(Row { path, flood, paced })
+    Ok(Row {
+        path,
+        flood,
+        paced,
+        cpu,
+    })
 }
 
 /// What one receiver saw.
