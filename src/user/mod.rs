@@ -175,6 +175,9 @@ pub struct UserActor {
     pub(crate) relaying_implicit_names: bool,
     /// Network attributes last announced to `bouncer-networks-notify` clients.
     pub(crate) announced: bouncer_notify::Announced,
+    /// The message store fault the clients have been told about
+    /// (`store_fault.rs`); `Some(reason)` while it lasts.
+    pub(crate) store_fault: Option<String>,
 }
 
 /// A network as loaded from the database when its user starts.
@@ -210,6 +213,7 @@ pub fn spawn_user(
         current_route: None,
         relaying_implicit_names: false,
         announced: Default::default(),
+        store_fault: None,
     };
     for net in networks {
         actor.add_network(net.record, net.channels, net.history);

@@ -170,3 +170,72 @@ async fn full_disk_loses_nothing_and_recovers() {
         .collect();
     assert_eq!(stored, want);
 }
+
+/// A round trip through BouncerServ (`network status`: one line for the
+/// one network). During a fault a PONG waits behind the held messages, so
+/// as not to overtake them; a BouncerServ reply does not. Returns what
+/// came before the reply.
+async fn service_sync(c: &mut TestClient) -> Vec<Message> {
+    service_command(c, "network status").await;
+    let mut seen = collect_until(c, "the network status", |m| {
+        is_from_service(m) && m.param(1).is_some_and(|t| t.starts_with("fake ("))
+    })
+    .await;
+    seen.pop();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_attaching_during_a_fault_is_told_once_and_of_the_recovery() {
+    let mut s = Setup::new().await;
+    let mut pc = s.client("pc", CAPS).await;
+    s.join(&mut pc, "#chan", None, &[]).await;
+    let db = s.tether.server().shared().db.clone();
+    db.set_read_only_fault(true).await.expect("fault on");
+    s.conn.send(":bob!b@h PRIVMSG #chan :during").await;
+    s.conn.sync().await;
+    // Once pc has its notice, alice's actor knows of the fault.
+    pc.expect("the fault notice", |m| {
+        is_service_notice(m, "store is failing")
+    })
+    .await;
+
+    let mut phone = s.client("phone", CAPS).await;
+    let seen = service_sync(&mut phone).await;
+    let failing = |m: &Message| is_service_notice(m, "store is failing");
+    let notices: Vec<usize> = (0..seen.len()).filter(|&i| failing(&seen[i])).collect();
+    assert_eq!(notices.len(), 1, "{}", phone.transcript());
+    // After the welcome burst, which ends with the channel's NAMES.
+    let end_of_burst = seen
+        .iter()
+        .position(|m| m.command == "366" && m.param(1) == Some("#chan"))
+        .expect("366 for #chan in the welcome burst");
+    assert!(notices[0] > end_of_burst, "{}", phone.transcript());
+    assert!(!seen.iter().any(|m| chan_text(m).is_some()), "held");
+    // Told once: phone not again, and pc not again for phone's sake.
+    for c in [&mut phone, &mut pc] {
+        let seen = service_sync(c).await;
+        assert!(!seen.iter().any(failing), "{}", c.transcript());
+    }
+
+    db.set_read_only_fault(false).await.expect("fault off");
+    for c in [&mut pc, &mut phone] {
+        // The held message may come before or after the recovery notice:
+        // the actor hears of the commit and of the recovery separately.
+        let (mut recovered, mut held) = (false, false);
+        while !recovered || !held {
+            let m = c.recv().await.expect("connection open");
+            assert!(!failing(&m), "{}", c.transcript());
+            if is_service_notice(&m, "has recovered") {
+                recovered = true;
+            } else if chan_text(&m) == Some("during") {
+                held = true;
+            }
+        }
+        // Now a PONG is no longer held: nothing more about the store.
+        c.sync_expect_none("another store notice", |m| {
+            is_service_notice(m, "message store")
+        })
+        .await;
+    }
+}
