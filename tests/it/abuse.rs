@@ -25,10 +25,7 @@ fn fast_upstream(c: &mut Config) {
 /// A bouncer with users alice and bob, each on their own connection to the
 /// same fake server.
 async fn two_users(adjust: impl FnOnce(&mut Config)) -> (Tether, FakeServer, FakeConn, FakeConn) {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = temp_dir("tether-it-");
     let tether = Tether::start_adjusted(dir, "", |c| {
         fast_upstream(c);
         adjust(c);
@@ -181,10 +178,7 @@ fn raise_fd_limit(want: u64) {
 #[tokio::test]
 async fn a_thousand_unregistered_connections() {
     raise_fd_limit(8192);
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = temp_dir("tether-it-");
     let tether = Tether::start_with(dir, "max-connections 200\nregistration-timeout 1\n").await;
     tether.create_user("alice").await;
     tether.create_user("bob").await;
@@ -246,10 +240,7 @@ const THROTTLED: &str = "Too many failed logins, try again later";
 
 #[tokio::test]
 async fn password_guessing_is_throttled_per_user() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = temp_dir("tether-it-");
     // The default limits (5 per user, 20 per address, in a minute).
     let tether = Tether::start_in(dir).await;
     tether.create_user("alice").await;
@@ -273,10 +264,7 @@ async fn password_guessing_is_throttled_per_user() {
 
 #[tokio::test]
 async fn password_guessing_is_throttled_per_address_and_over_sasl() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = temp_dir("tether-it-");
     let tether = Tether::start_adjusted(dir, "", |c| {
         c.login_limit = LoginLimit {
             user_failures: 100,
@@ -308,10 +296,7 @@ async fn password_guessing_is_throttled_per_address_and_over_sasl() {
 
 #[tokio::test]
 async fn login_limits_from_the_config_file_take_effect() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = temp_dir("tether-it-");
     // Two failures instead of the default five.
     let tether = Tether::start_with(
         dir,
@@ -329,10 +314,7 @@ async fn login_limits_from_the_config_file_take_effect() {
 
 #[tokio::test]
 async fn client_flood_limits_from_the_config_file_take_effect() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = temp_dir("tether-it-");
     // Under the defaults (a burst of 100) these 50 lines would all pass at
     // once; here the sixth waits half a second and the eighth goes over the
     // one second of excess.

@@ -11,14 +11,6 @@ use crate::harness::*;
 use crate::support::*;
 use tether::proto::Message;
 
-const CAPS: &[&str] = &["batch", "server-time", "message-tags", "draft/chathistory"];
-
-fn is_service_notice(m: &Message, text: &str) -> bool {
-    m.command == "NOTICE"
-        && m.source_nick().is_some_and(|n| irc_eq(n, "BouncerServ"))
-        && m.params.last().is_some_and(|t| t.contains(text))
-}
-
 fn chan_text(m: &Message) -> Option<&str> {
     (m.command == "PRIVMSG" && m.param(0) == Some("#chan"))
         .then(|| m.param(1))
@@ -27,19 +19,7 @@ fn chan_text(m: &Message) -> Option<&str> {
 
 /// The texts of `CHATHISTORY LATEST #chan * 1000`.
 async fn history(c: &mut TestClient) -> Vec<String> {
-    c.send("CHATHISTORY LATEST #chan * 1000").await;
-    let start = c
-        .expect("BATCH +", |m| {
-            (m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('+')))
-                || m.command == "FAIL"
-        })
-        .await;
-    assert_eq!(start.command, "BATCH", "{start}");
-    let end = format!("-{}", &start.params[0][1..]);
-    let lines = collect_until(c, "end of batch", |m| {
-        m.command == "BATCH" && m.param(0) == Some(end.as_str())
-    })
-    .await;
+    let (_, lines) = batch_reply(c, "CHATHISTORY LATEST #chan * 1000").await;
     lines
         .iter()
         .filter_map(chan_text)
@@ -50,7 +30,7 @@ async fn history(c: &mut TestClient) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_store_holds_messages_notifies_once_and_recovers() {
     let mut s = Setup::new().await;
-    let mut c = s.client("pc", CAPS).await;
+    let mut c = s.client("pc", HISTORY_CAPS).await;
     s.join(&mut c, "#chan", None, &[]).await;
     s.conn.send(":bob!b@h PRIVMSG #chan :before").await;
     c.expect("before", |m| chan_text(m) == Some("before")).await;
@@ -97,15 +77,8 @@ async fn read_only_store_holds_messages_notifies_once_and_recovers() {
 
     // Everything is in the store: after a restart (empty rings) the history
     // has the message from before the fault and those from during it.
-    let Setup { tether, fake, conn } = s;
-    let dir = tether.shutdown().await;
-    drop(conn);
-    let tether = Tether::start_in(dir).await;
-    let mut conn = fake.accept().await;
-    conn.sync().await;
-    let mut c = tether
-        .connect_client("alice", Some("fake"), Some("pc"), "pc", CAPS)
-        .await;
+    let s = s.restart_with("").await;
+    let mut c = s.client("pc", HISTORY_CAPS).await;
     c.sync().await;
     let mut all = vec!["before".to_string()];
     all.extend(want);
@@ -115,7 +88,7 @@ async fn read_only_store_holds_messages_notifies_once_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_loses_nothing_and_recovers() {
     let mut s = Setup::new().await;
-    let mut c = s.client("pc", CAPS).await;
+    let mut c = s.client("pc", HISTORY_CAPS).await;
     s.join(&mut c, "#chan", None, &[]).await;
     let db = s.tether.server().shared().db.clone();
     db.set_disk_full_fault(true).await.expect("fault on");
@@ -153,15 +126,8 @@ async fn full_disk_loses_nothing_and_recovers() {
     let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want);
 
-    let Setup { tether, fake, conn } = s;
-    let dir = tether.shutdown().await;
-    drop(conn);
-    let tether = Tether::start_in(dir).await;
-    let mut conn = fake.accept().await;
-    conn.sync().await;
-    let mut c = tether
-        .connect_client("alice", Some("fake"), Some("pc"), "pc", CAPS)
-        .await;
+    let s = s.restart_with("").await;
+    let mut c = s.client("pc", HISTORY_CAPS).await;
     c.sync().await;
     let stored: Vec<String> = history(&mut c)
         .await
@@ -188,7 +154,7 @@ async fn service_sync(c: &mut TestClient) -> Vec<Message> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_attaching_during_a_fault_is_told_once_and_of_the_recovery() {
     let mut s = Setup::new().await;
-    let mut pc = s.client("pc", CAPS).await;
+    let mut pc = s.client("pc", HISTORY_CAPS).await;
     s.join(&mut pc, "#chan", None, &[]).await;
     let db = s.tether.server().shared().db.clone();
     db.set_read_only_fault(true).await.expect("fault on");
@@ -200,7 +166,7 @@ async fn client_attaching_during_a_fault_is_told_once_and_of_the_recovery() {
     })
     .await;
 
-    let mut phone = s.client("phone", CAPS).await;
+    let mut phone = s.client("phone", HISTORY_CAPS).await;
     let seen = service_sync(&mut phone).await;
     let failing = |m: &Message| is_service_notice(m, "store is failing");
     let notices: Vec<usize> = (0..seen.len()).filter(|&i| failing(&seen[i])).collect();
