@@ -19,10 +19,17 @@
 //! | `motd <path>` | message of the day, read when the configuration is loaded |
 //! | `max-connections <n>` | limit on simultaneous client connections |
 //! | `registration-timeout <duration>` | time allowed to finish registration (`30`, `30s`, `2m`, `1h`) |
+//! | `history-ring-size <n>` | messages kept in memory per channel or query |
+//! | `backlog-limit <n>` | missed messages replayed per channel or query without chathistory |
+//! | `message-expiry <duration>` | age after which stored messages are deleted |
+//! | `message-user-limit <n>` | stored messages kept per user |
+//! | `client-flood-burst`, `-rate`, `-excess-after` | command rate limit of client connections, see [`limits`] |
+//! | `login-limit-user-failures`, `-address-failures`, `-window`, `-lockout`, `-max-lockout` | failed-login throttling, see [`limits`] |
 //!
 //! Paths are kept exactly as written, so relative paths are relative to the
 //! daemon's working directory.
 
+pub mod limits;
 pub mod scfg;
 
 use std::fmt;
@@ -30,6 +37,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use limits::{ClientFlood, LoginLimit};
 use scfg::{Directive, ScfgError};
 
 /// Default port of `ircs://` listeners.
@@ -365,63 +373,11 @@ pub struct Config {
     /// (the default stays under common servers' flood limits); the tests
     /// relax it.
     pub upstream_flood: crate::conn::FloodControl,
-    /// Command rate limit of each client connection. Not a file directive.
+    /// Command rate limit of each client connection: the
+    /// `client-flood-*` directives.
     pub client_flood: ClientFlood,
-    /// Failed-login throttling. Not a file directive.
+    /// Failed-login throttling: the `login-limit-*` directives.
     pub login_limit: LoginLimit,
-}
-
-/// Token bucket on the commands of one client connection (PING, PONG and
-/// CAP are exempt). Over the rate the connection's reader waits for tokens,
-/// so TCP backpressure slows the client down and nothing queues in memory.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ClientFlood {
-    /// Commands that may come back to back.
-    pub burst: u32,
-    /// Commands earned per second after the burst.
-    pub per_second: f64,
-    /// A client held back this long in total since its bucket was last at
-    /// least half full gets `ERROR :Excess flood` and is disconnected.
-    pub excess_after: Duration,
-}
-
-impl Default for ClientFlood {
-    fn default() -> Self {
-        ClientFlood {
-            burst: 100,
-            per_second: 10.0,
-            excess_after: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Throttling of failed logins, per remote IP and per user name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoginLimit {
-    /// Failures for one user name allowed within `window` before attempts
-    /// for it are refused.
-    pub user_failures: u32,
-    /// Failures from one remote IP allowed within `window` (higher than the
-    /// per-user one: many people may share an address).
-    pub ip_failures: u32,
-    /// Window in which failures are counted.
-    pub window: Duration,
-    /// First lockout; each further failure while locked out doubles it.
-    pub lockout: Duration,
-    /// Longest lockout.
-    pub max_lockout: Duration,
-}
-
-impl Default for LoginLimit {
-    fn default() -> Self {
-        LoginLimit {
-            user_failures: 5,
-            ip_failures: 20,
-            window: Duration::from_secs(60),
-            lockout: Duration::from_secs(60),
-            max_lockout: Duration::from_secs(3600),
-        }
-    }
 }
 
 /// Timings of upstream dead-link detection.
@@ -531,6 +487,7 @@ impl Config {
                 });
             }
         }
+        builder.check_limits();
         if builder.errors.is_empty() {
             Ok(builder.config)
         } else {
@@ -596,6 +553,25 @@ impl Builder {
         }
     }
 
+    /// The single duration parameter of `d` (see [`parse_duration`]);
+    /// records an error and returns `None` if there is none.
+    fn duration(&mut self, d: &Directive, name: &str) -> Option<Duration> {
+        let [t] = self.params(d, 1)? else {
+            return None;
+        };
+        let parsed = parse_duration(t);
+        if parsed.is_none() {
+            self.error(
+                d.line,
+                format!(
+                    "invalid duration {t:?} for {name} \
+                     (expected a positive number of seconds, or e.g. \"30s\", \"2m\", \"1h\")"
+                ),
+            );
+        }
+        parsed
+    }
+
     /// Records the first occurrence of a singleton directive; returns false
     /// (after recording an error) on a duplicate.
     fn singleton(&mut self, name: &'static str, line: usize) -> bool {
@@ -627,10 +603,13 @@ impl Builder {
             "message-expiry" => "message-expiry",
             "message-user-limit" => "message-user-limit",
             "backlog-limit" => "backlog-limit",
-            other => {
-                self.error(d.line, format!("unknown directive {other:?}"));
-                return;
-            }
+            other => match limits::DIRECTIVES.iter().find(|n| **n == other) {
+                Some(n) => n,
+                None => {
+                    self.error(d.line, format!("unknown directive {other:?}"));
+                    return;
+                }
+            },
         };
         if !d.children.is_empty() {
             self.error(
@@ -769,18 +748,8 @@ impl Builder {
                 }
             }
             "registration-timeout" => {
-                let Some([t]) = self.params(d, 1) else {
-                    return;
-                };
-                match parse_duration(t) {
-                    Some(dur) => self.config.registration_timeout = dur,
-                    None => self.error(
-                        d.line,
-                        format!(
-                            "invalid duration {t:?} for registration-timeout \
-                             (expected a positive number of seconds, or e.g. \"30s\", \"2m\", \"1h\")"
-                        ),
-                    ),
+                if let Some(t) = self.duration(d, name) {
+                    self.config.registration_timeout = t;
                 }
             }
             "history-ring-size" => {
@@ -813,7 +782,7 @@ impl Builder {
                     ),
                 }
             }
-            _ => unreachable!("directive names are matched above"),
+            limit => self.limit_directive(d, limit),
         }
     }
 }
@@ -840,14 +809,14 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn ok(text: &str) -> Config {
+    pub(super) fn ok(text: &str) -> Config {
         match Config::parse_str(text) {
             Ok(c) => c,
             Err(e) => panic!("unexpected config error:\n{e}"),
         }
     }
 
-    fn errs(text: &str) -> Vec<(usize, String)> {
+    pub(super) fn errs(text: &str) -> Vec<(usize, String)> {
         match Config::parse_str(text) {
             Ok(c) => panic!("expected errors, got {c:?}"),
             Err(e) => e.errors.into_iter().map(|e| (e.line, e.message)).collect(),

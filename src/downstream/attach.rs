@@ -85,6 +85,7 @@ impl UserActor {
                 self.service_notice(id, &text);
             }
         }
+        self.tell_attached_of_store_fault(id);
         if let Some(net) = network {
             // An attaching client counts as activity on every channel.
             self.reset_all_detach_timers(net);

@@ -181,6 +181,9 @@ pub struct UserActor {
     pub(crate) queued_cursors: cursor_save::QueuedCursors,
     /// When delivery probes held back by their spacing are due.
     pub(crate) probe_timer: timer::ActorTimer,
+    /// The message store fault the clients have been told about
+    /// (`store_fault.rs`); `Some(reason)` while it lasts.
+    pub(crate) store_fault: Option<String>,
 }
 
 /// A network as loaded from the database when its user starts.
@@ -218,6 +221,7 @@ pub fn spawn_user(
         announced: Default::default(),
         queued_cursors: Default::default(),
         probe_timer: timer::ActorTimer::new(),
+        store_fault: None,
     };
     for net in networks {
         actor.add_network(net.record, net.channels, net.history);

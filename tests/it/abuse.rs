@@ -1,6 +1,7 @@
 //! Abusive clients: command floods, endless lines, connection storms and
 //! password guessing. Each test runs in a few seconds with limits tuned
-//! down through [`Tether::start_adjusted`]; the production values are in
+//! down through [`Tether::start_adjusted`] or the `client-flood-*` and
+//! `login-limit-*` directives; the production values are in
 //! the README ("Abuse and faults").
 
 use std::time::Duration;
@@ -24,10 +25,7 @@ fn fast_upstream(c: &mut Config) {
 /// A bouncer with users alice and bob, each on their own connection to the
 /// same fake server.
 async fn two_users(adjust: impl FnOnce(&mut Config)) -> (Tether, FakeServer, FakeConn, FakeConn) {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = temp_dir("tether-it-");
     let tether = Tether::start_adjusted(dir, "", |c| {
         fast_upstream(c);
         adjust(c);
@@ -180,10 +178,7 @@ fn raise_fd_limit(want: u64) {
 #[tokio::test]
 async fn a_thousand_unregistered_connections() {
     raise_fd_limit(8192);
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = temp_dir("tether-it-");
     let tether = Tether::start_with(dir, "max-connections 200\nregistration-timeout 1\n").await;
     tether.create_user("alice").await;
     tether.create_user("bob").await;
@@ -245,10 +240,7 @@ const THROTTLED: &str = "Too many failed logins, try again later";
 
 #[tokio::test]
 async fn password_guessing_is_throttled_per_user() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = temp_dir("tether-it-");
     // The default limits (5 per user, 20 per address, in a minute).
     let tether = Tether::start_in(dir).await;
     tether.create_user("alice").await;
@@ -272,10 +264,7 @@ async fn password_guessing_is_throttled_per_user() {
 
 #[tokio::test]
 async fn password_guessing_is_throttled_per_address_and_over_sasl() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-it-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = temp_dir("tether-it-");
     let tether = Tether::start_adjusted(dir, "", |c| {
         c.login_limit = LoginLimit {
             user_failures: 100,
@@ -303,4 +292,49 @@ async fn password_guessing_is_throttled_per_address_and_over_sasl() {
         c.transcript()
     );
     assert_eq!(error_text(&seen), THROTTLED);
+}
+
+#[tokio::test]
+async fn login_limits_from_the_config_file_take_effect() {
+    let dir = temp_dir("tether-it-");
+    // Two failures instead of the default five.
+    let tether = Tether::start_with(
+        dir,
+        "login-limit-user-failures 2\nlogin-limit-lockout 10m\nlogin-limit-max-lockout 1h\n",
+    )
+    .await;
+    tether.create_user("alice").await;
+    for _ in 0..2 {
+        let seen = try_login(&tether, "alice", "wrong").await;
+        assert_eq!(error_text(&seen), "Invalid credentials");
+    }
+    let seen = try_login(&tether, "alice", PASSWORD).await;
+    assert_eq!(error_text(&seen), THROTTLED);
+}
+
+#[tokio::test]
+async fn client_flood_limits_from_the_config_file_take_effect() {
+    let dir = temp_dir("tether-it-");
+    // Under the defaults (a burst of 100) these 50 lines would all pass at
+    // once; here the sixth waits half a second and the eighth goes over the
+    // one second of excess.
+    let tether = Tether::start_with(
+        dir,
+        "client-flood-burst 5\nclient-flood-rate 2\nclient-flood-excess-after 1s\n",
+    )
+    .await;
+    tether.create_user("alice").await;
+    let fake = FakeServer::bind(FakeServerOptions::default()).await;
+    let _up = tether.create_network("alice", "fake", &fake).await;
+    let mut flooder = tether
+        .connect_client("alice", Some("fake"), Some("flood"), "alice", &[])
+        .await;
+    flooder.send_raw(&flood_lines(50)).await;
+    let seen = flooder.expect_eof().await;
+    assert!(
+        seen.iter()
+            .any(|m| m.command == "ERROR" && m.params[0] == "Excess flood"),
+        "{}",
+        flooder.transcript()
+    );
 }

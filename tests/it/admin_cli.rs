@@ -8,12 +8,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tetherctl_creates_users_that_can_log_in() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-cli-")
-        .tempdir()
-        .expect("temp dir");
-    let config = dir.path().join("tether.conf");
-    std::fs::write(&config, config_text(dir.path())).expect("writing config");
+    let (dir, config) = config_dir("tether-cli-");
 
     let mut tether = TetherProcess::spawn(&config, dir.path());
     let (addrs, password) = tether
@@ -100,12 +95,7 @@ async fn tetherctl_creates_users_that_can_log_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tetherctl_fails_cleanly_without_a_running_daemon() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-cli-")
-        .tempdir()
-        .expect("temp dir");
-    let config = dir.path().join("tether.conf");
-    std::fs::write(&config, config_text(dir.path())).expect("writing config");
+    let (_dir, config) = config_dir("tether-cli-");
     let out = tetherctl(&config, &["user", "status"]).await;
     assert!(!out.success, "tetherctl succeeded with no daemon: {out:?}");
     assert!(!out.stderr.trim().is_empty(), "no error printed: {out:?}");

@@ -37,11 +37,7 @@ fn is_fail(m: &Message, code: &str) -> bool {
 /// `BOUNCER LISTNETWORKS`: the network lines (id and attributes) and every
 /// line received, up to the end of the batch.
 async fn list_networks(c: &mut TestClient) -> (Vec<(i64, BTreeMap<String, String>)>, Vec<Message>) {
-    c.send("BOUNCER LISTNETWORKS").await;
-    let seen = collect_until(&mut c.irc, "end of the network batch", |m| {
-        m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('-'))
-    })
-    .await;
+    let seen = send_until_batch_end(c, "BOUNCER LISTNETWORKS", "end of the network batch").await;
     let networks = seen
         .iter()
         .filter(|m| m.command == "BOUNCER" && m.param(0) == Some("NETWORK"))

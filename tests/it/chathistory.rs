@@ -6,8 +6,6 @@ use crate::harness::*;
 use crate::support::*;
 use tether::proto::Message;
 
-const CAPS: &[&str] = &["batch", "server-time", "message-tags", "draft/chathistory"];
-
 /// `2026-01-01T00:00:<s>.000Z`, with tenths.
 fn at(tenths: u32) -> String {
     format!("2026-01-01T00:00:{:02}.{}00Z", tenths / 10, tenths % 10)
@@ -54,22 +52,9 @@ async fn fill(s: &mut Setup, c: &mut TestClient) {
 }
 
 /// Send a CHATHISTORY command and return the lines of its batch (without
-/// the BATCH lines), checking the batch type and parameter.
+/// the BATCH lines), checking that each carries the batch's tag.
 async fn query(c: &mut TestClient, line: &str) -> Vec<Message> {
-    c.send(line).await;
-    let start = c
-        .expect("BATCH + or FAIL", |m| {
-            (m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('+')))
-                || m.command == "FAIL"
-        })
-        .await;
-    assert_eq!(start.command, "BATCH", "{line} failed: {start}");
-    let reference = start.params[0][1..].to_string();
-    let mut lines = collect_until(c, "end of the batch", |m| {
-        m.command == "BATCH" && m.param(0) == Some(format!("-{reference}").as_str())
-    })
-    .await;
-    lines.pop();
+    let (reference, lines) = batch_reply(c, line).await;
     for m in &lines {
         assert_eq!(m.tag("batch"), Some(reference.as_str()), "{line}: {m}");
     }
@@ -290,22 +275,14 @@ async fn check_queries(c: &mut TestClient) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chathistory_from_rings_and_then_from_the_store_after_a_restart() {
     let mut s = Setup::new().await;
-    let mut c = s.client("web", CAPS).await;
+    let mut c = s.client("web", HISTORY_CAPS).await;
     c.sync().await;
     fill(&mut s, &mut c).await;
     check_queries(&mut c).await;
 
     // Restart: the rings are empty, everything comes from the store.
-    let Setup { tether, fake, conn } = s;
-    // Keep the upstream open until tether has quit, or it would reconnect.
-    let dir = tether.shutdown().await;
-    drop(conn);
-    let tether = Tether::start_in(dir).await;
-    let mut conn = fake.accept().await;
-    conn.sync().await;
-    let mut c = tether
-        .connect_client("alice", Some("fake"), Some("web"), "web", CAPS)
-        .await;
+    let s = s.restart_with("").await;
+    let mut c = s.client("web", HISTORY_CAPS).await;
     c.sync().await;
     check_queries(&mut c).await;
 }
@@ -313,7 +290,7 @@ async fn chathistory_from_rings_and_then_from_the_store_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chathistory_with_the_memory_store() {
     let mut s = Setup::with_config("message-store memory\n").await;
-    let mut c = s.client("web", CAPS).await;
+    let mut c = s.client("web", HISTORY_CAPS).await;
     c.sync().await;
     fill(&mut s, &mut c).await;
     check_queries(&mut c).await;
@@ -322,8 +299,8 @@ async fn chathistory_with_the_memory_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_playback_adds_events_and_isupport_advertises_limits() {
     let mut s = Setup::new().await;
-    let mut plain = s.client("plain", CAPS).await;
-    let mut caps = CAPS.to_vec();
+    let mut plain = s.client("plain", HISTORY_CAPS).await;
+    let mut caps = HISTORY_CAPS.to_vec();
     caps.push("draft/event-playback");
     let mut events = s.client("events", &caps).await;
     let burst = events.sync().await;
@@ -359,7 +336,7 @@ async fn chathistory_on_the_bouncer_connection_is_refused() {
     let s = Setup::new().await;
     let mut c = s
         .tether
-        .connect_client("alice", None, Some("web"), "web", CAPS)
+        .connect_client("alice", None, Some("web"), "web", HISTORY_CAPS)
         .await;
     c.sync().await;
     let m = expect_fail(&mut c, "CHATHISTORY LATEST #chan * 10", "INVALID_TARGET").await;

@@ -43,12 +43,7 @@ async fn phone(addr: SocketAddr, caps: &[&str]) -> TestClient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_flood_loses_nothing_shown_and_resumes_without_gaps() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-crash-")
-        .tempdir()
-        .expect("temp dir");
-    let config = dir.path().join("tether.conf");
-    std::fs::write(&config, config_text(dir.path())).expect("writing config");
+    let (dir, config) = config_dir("tether-crash-");
     let fake = FakeServer::bind(FakeServerOptions::default()).await;
 
     let (mut tether, addr) = start(&config, dir.path()).await;
@@ -153,14 +148,15 @@ async fn sigkill_mid_flood_loses_nothing_shown_and_resumes_without_gaps() {
         &login_name("alice", Some("fake"), Some("history")),
         PASSWORD,
         "history",
-        &["batch", "server-time", "message-tags", "draft/chathistory"],
+        HISTORY_CAPS,
     )
     .await;
     history.sync().await;
-    history.send("CHATHISTORY LATEST #flood * 1000").await;
-    let lines = collect_until(&mut history, "end of the history batch", |m| {
-        m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('-'))
-    })
+    let lines = send_until_batch_end(
+        &mut history,
+        "CHATHISTORY LATEST #flood * 1000",
+        "end of the history batch",
+    )
     .await;
     let stored: Vec<usize> = lines.iter().filter_map(index).collect();
     assert!(

@@ -11,14 +11,6 @@ use crate::harness::*;
 use crate::support::*;
 use tether::proto::Message;
 
-const CAPS: &[&str] = &["batch", "server-time", "message-tags", "draft/chathistory"];
-
-fn is_service_notice(m: &Message, text: &str) -> bool {
-    m.command == "NOTICE"
-        && m.source_nick().is_some_and(|n| irc_eq(n, "BouncerServ"))
-        && m.params.last().is_some_and(|t| t.contains(text))
-}
-
 fn chan_text(m: &Message) -> Option<&str> {
     (m.command == "PRIVMSG" && m.param(0) == Some("#chan"))
         .then(|| m.param(1))
@@ -27,19 +19,7 @@ fn chan_text(m: &Message) -> Option<&str> {
 
 /// The texts of `CHATHISTORY LATEST #chan * 1000`.
 async fn history(c: &mut TestClient) -> Vec<String> {
-    c.send("CHATHISTORY LATEST #chan * 1000").await;
-    let start = c
-        .expect("BATCH +", |m| {
-            (m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('+')))
-                || m.command == "FAIL"
-        })
-        .await;
-    assert_eq!(start.command, "BATCH", "{start}");
-    let end = format!("-{}", &start.params[0][1..]);
-    let lines = collect_until(c, "end of batch", |m| {
-        m.command == "BATCH" && m.param(0) == Some(end.as_str())
-    })
-    .await;
+    let (_, lines) = batch_reply(c, "CHATHISTORY LATEST #chan * 1000").await;
     lines
         .iter()
         .filter_map(chan_text)
@@ -50,7 +30,7 @@ async fn history(c: &mut TestClient) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_store_holds_messages_notifies_once_and_recovers() {
     let mut s = Setup::new().await;
-    let mut c = s.client("pc", CAPS).await;
+    let mut c = s.client("pc", HISTORY_CAPS).await;
     s.join(&mut c, "#chan", None, &[]).await;
     s.conn.send(":bob!b@h PRIVMSG #chan :before").await;
     c.expect("before", |m| chan_text(m) == Some("before")).await;
@@ -97,15 +77,8 @@ async fn read_only_store_holds_messages_notifies_once_and_recovers() {
 
     // Everything is in the store: after a restart (empty rings) the history
     // has the message from before the fault and those from during it.
-    let Setup { tether, fake, conn } = s;
-    let dir = tether.shutdown().await;
-    drop(conn);
-    let tether = Tether::start_in(dir).await;
-    let mut conn = fake.accept().await;
-    conn.sync().await;
-    let mut c = tether
-        .connect_client("alice", Some("fake"), Some("pc"), "pc", CAPS)
-        .await;
+    let s = s.restart_with("").await;
+    let mut c = s.client("pc", HISTORY_CAPS).await;
     c.sync().await;
     let mut all = vec!["before".to_string()];
     all.extend(want);
@@ -115,7 +88,7 @@ async fn read_only_store_holds_messages_notifies_once_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_loses_nothing_and_recovers() {
     let mut s = Setup::new().await;
-    let mut c = s.client("pc", CAPS).await;
+    let mut c = s.client("pc", HISTORY_CAPS).await;
     s.join(&mut c, "#chan", None, &[]).await;
     let db = s.tether.server().shared().db.clone();
     db.set_disk_full_fault(true).await.expect("fault on");
@@ -153,15 +126,8 @@ async fn full_disk_loses_nothing_and_recovers() {
     let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want);
 
-    let Setup { tether, fake, conn } = s;
-    let dir = tether.shutdown().await;
-    drop(conn);
-    let tether = Tether::start_in(dir).await;
-    let mut conn = fake.accept().await;
-    conn.sync().await;
-    let mut c = tether
-        .connect_client("alice", Some("fake"), Some("pc"), "pc", CAPS)
-        .await;
+    let s = s.restart_with("").await;
+    let mut c = s.client("pc", HISTORY_CAPS).await;
     c.sync().await;
     let stored: Vec<String> = history(&mut c)
         .await
@@ -169,4 +135,73 @@ async fn full_disk_loses_nothing_and_recovers() {
         .map(|t| t.split(' ').next().unwrap_or("").to_string())
         .collect();
     assert_eq!(stored, want);
+}
+
+/// A round trip through BouncerServ (`network status`: one line for the
+/// one network). During a fault a PONG waits behind the held messages, so
+/// as not to overtake them; a BouncerServ reply does not. Returns what
+/// came before the reply.
+async fn service_sync(c: &mut TestClient) -> Vec<Message> {
+    service_command(c, "network status").await;
+    let mut seen = collect_until(c, "the network status", |m| {
+        is_from_service(m) && m.param(1).is_some_and(|t| t.starts_with("fake ("))
+    })
+    .await;
+    seen.pop();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_attaching_during_a_fault_is_told_once_and_of_the_recovery() {
+    let mut s = Setup::new().await;
+    let mut pc = s.client("pc", HISTORY_CAPS).await;
+    s.join(&mut pc, "#chan", None, &[]).await;
+    let db = s.tether.server().shared().db.clone();
+    db.set_read_only_fault(true).await.expect("fault on");
+    s.conn.send(":bob!b@h PRIVMSG #chan :during").await;
+    s.conn.sync().await;
+    // Once pc has its notice, alice's actor knows of the fault.
+    pc.expect("the fault notice", |m| {
+        is_service_notice(m, "store is failing")
+    })
+    .await;
+
+    let mut phone = s.client("phone", HISTORY_CAPS).await;
+    let seen = service_sync(&mut phone).await;
+    let failing = |m: &Message| is_service_notice(m, "store is failing");
+    let notices: Vec<usize> = (0..seen.len()).filter(|&i| failing(&seen[i])).collect();
+    assert_eq!(notices.len(), 1, "{}", phone.transcript());
+    // After the welcome burst, which ends with the channel's NAMES.
+    let end_of_burst = seen
+        .iter()
+        .position(|m| m.command == "366" && m.param(1) == Some("#chan"))
+        .expect("366 for #chan in the welcome burst");
+    assert!(notices[0] > end_of_burst, "{}", phone.transcript());
+    assert!(!seen.iter().any(|m| chan_text(m).is_some()), "held");
+    // Told once: phone not again, and pc not again for phone's sake.
+    for c in [&mut phone, &mut pc] {
+        let seen = service_sync(c).await;
+        assert!(!seen.iter().any(failing), "{}", c.transcript());
+    }
+
+    db.set_read_only_fault(false).await.expect("fault off");
+    for c in [&mut pc, &mut phone] {
+        // The held message may come before or after the recovery notice:
+        // the actor hears of the commit and of the recovery separately.
+        let (mut recovered, mut held) = (false, false);
+        while !recovered || !held {
+            let m = c.recv().await.expect("connection open");
+            assert!(!failing(&m), "{}", c.transcript());
+            if is_service_notice(&m, "has recovered") {
+                recovered = true;
+            } else if chan_text(&m) == Some("during") {
+                held = true;
+            }
+        }
+        // Now a PONG is no longer held: nothing more about the store.
+        c.sync_expect_none("another store notice", |m| {
+            is_service_notice(m, "message store")
+        })
+        .await;
+    }
 }

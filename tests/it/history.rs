@@ -256,11 +256,8 @@ async fn search_finds_messages_by_word_and_by_sender() {
         .await;
     c.sync().await;
 
-    c.send("SEARCH in=#chan;text=fox").await;
-    let lines = collect_until(&mut c, "end of search batch", |m| {
-        m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('-'))
-    })
-    .await;
+    let lines =
+        send_until_batch_end(&mut c, "SEARCH in=#chan;text=fox", "end of search batch").await;
     let found: Vec<&str> = lines
         .iter()
         .filter(|m| m.command == "PRIVMSG")
@@ -278,11 +275,7 @@ async fn search_finds_messages_by_word_and_by_sender() {
         c.transcript()
     );
 
-    c.send("SEARCH from=dave").await;
-    let lines = collect_until(&mut c, "end of search batch", |m| {
-        m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('-'))
-    })
-    .await;
+    let lines = send_until_batch_end(&mut c, "SEARCH from=dave", "end of search batch").await;
     let found: Vec<&str> = lines
         .iter()
         .filter(|m| m.command == "PRIVMSG")
@@ -432,8 +425,7 @@ async fn detach_after_detaches_an_idle_channel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_removes_expired_messages_and_nothing_else() {
     let mut s = Setup::new().await;
-    let caps = ["batch", "server-time", "message-tags", "draft/chathistory"];
-    let mut c = s.client("web", &caps).await;
+    let mut c = s.client("web", HISTORY_CAPS).await;
     c.sync().await;
     s.join(&mut c, "#chan", None, &["bob"]).await;
     let recent = tether::proto::time::format_millis(tether::proto::time::now_millis() - 3_600_000);
@@ -453,24 +445,16 @@ async fn retention_removes_expired_messages_and_nothing_else() {
     c.sync().await;
 
     // Restart with a 30-day expiry: the job runs before clients are let in.
-    let Setup { tether, fake, conn } = s;
-    // Keep the upstream open until tether has quit, or it would reconnect.
-    let dir = tether.shutdown().await;
-    drop(conn);
-    let tether = Tether::start_with(dir, "message-expiry 30d\n").await;
-    let mut conn = fake.accept().await;
-    conn.sync().await;
-    let mut c = tether
-        .connect_client("alice", Some("fake"), Some("web"), "web", &caps)
-        .await;
+    let s = s.restart_with("message-expiry 30d\n").await;
+    let mut c = s.client("web", HISTORY_CAPS).await;
     c.sync().await;
-    c.send("CHATHISTORY LATEST #chan * 100").await;
-    let lines = collect_until(&mut c, "end of the history batch", |m| {
-        m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('-'))
-    })
+    let lines = send_until_batch_end(
+        &mut c,
+        "CHATHISTORY LATEST #chan * 100",
+        "end of the history batch",
+    )
     .await;
     assert_eq!(texts(&lines, "#chan"), ["recent"], "{}", c.transcript());
-    drop(conn);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

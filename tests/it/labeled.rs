@@ -278,10 +278,11 @@ async fn upstream_echo_carries_the_senders_label_and_is_stored_once() {
     }
 
     // History holds the server's echo, once.
-    a.send("CHATHISTORY LATEST #chan * 10").await;
-    let lines = collect_until(&mut a, "end of the history batch", |m| {
-        m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('-'))
-    })
+    let lines = send_until_batch_end(
+        &mut a,
+        "CHATHISTORY LATEST #chan * 10",
+        "end of the history batch",
+    )
     .await;
     let hello: Vec<&Message> = lines
         .iter()

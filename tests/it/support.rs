@@ -8,7 +8,10 @@
 //! - [`TetherProcess`]: the `tether` binary run as a child process, with its
 //!   stderr read line by line by a thread (never by sleeping and polling).
 //! - [`service_command`] / [`expect_service_line`]: talk to BouncerServ as an
-//!   IRC client.
+//!   IRC client; [`is_service_notice`] recognises its notices.
+//! - [`batch`]: commands answered with a batch, such as `CHATHISTORY`
+//!   ([`batch_reply`], [`send_until_batch_end`]).
+//! - [`temp_dir`] and [`config_dir`]: where a test's bouncer keeps its files.
 //!
 //! Every wait is bounded by [`TIMEOUT`].
 
@@ -29,6 +32,9 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::harness::*;
 
+pub mod batch;
+pub use batch::*;
+
 /// Password given to every test user.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -44,6 +50,24 @@ pub fn config_text(dir: &Path) -> String {
          hostname tether.test\n",
         dir = dir.display()
     )
+}
+
+/// A fresh temp dir named `<prefix>...`.
+pub fn temp_dir(prefix: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("creating a temp dir")
+}
+
+/// A fresh temp dir named `<prefix>...` holding `tether.conf` with
+/// [`config_text`], for a [`TetherProcess`] or `tetherctl`; returns the dir
+/// and the config file's path.
+pub fn config_dir(prefix: &str) -> (TempDir, PathBuf) {
+    let dir = temp_dir(prefix);
+    let config = dir.path().join("tether.conf");
+    std::fs::write(&config, config_text(dir.path())).expect("writing config");
+    (dir, config)
 }
 
 /// An in-process bouncer running from a temp dir (config, DB, admin socket).
@@ -63,11 +87,7 @@ pub struct Tether {
 impl Tether {
     /// Start a bouncer in a fresh temp dir.
     pub async fn start() -> Tether {
-        let dir = tempfile::Builder::new()
-            .prefix("tether-it-")
-            .tempdir()
-            .expect("creating a temp dir");
-        Tether::start_in(dir).await
+        Tether::start_in(temp_dir("tether-it-")).await
     }
 
     /// Start a bouncer using (and writing) the config in `dir`; an existing
@@ -347,14 +367,25 @@ impl Setup {
     /// [`Setup::new`] with `extra` appended to the config text (e.g.
     /// `message-store memory`).
     pub async fn with_config(extra: &str) -> Setup {
-        let dir = tempfile::Builder::new()
-            .prefix("tether-it-")
-            .tempdir()
-            .expect("creating a temp dir");
-        let tether = Tether::start_with(dir, extra).await;
+        let tether = Tether::start_with(temp_dir("tether-it-"), extra).await;
         tether.create_user("alice").await;
         let fake = FakeServer::bind(FakeServerOptions::default()).await;
         let conn = tether.create_network("alice", "fake", &fake).await;
+        Setup { tether, fake, conn }
+    }
+
+    /// Restart the bouncer on the same dir (config and DB), with `extra`
+    /// appended to the config text, and wait until it is registered on the
+    /// fake server again. The rings start empty, so history comes from the
+    /// store.
+    pub async fn restart_with(self, extra: &str) -> Setup {
+        let Setup { tether, fake, conn } = self;
+        // Keep the upstream open until tether has quit, or it would reconnect.
+        let dir = tether.shutdown().await;
+        drop(conn);
+        let tether = Tether::start_with(dir, extra).await;
+        let mut conn = fake.accept().await;
+        conn.sync().await;
         Setup { tether, fake, conn }
     }
 
@@ -414,6 +445,14 @@ pub fn is_from_service(m: &Message) -> bool {
     m.command == "PRIVMSG"
         && (m.source.as_deref() == Some(SERVICE_SOURCE)
             || m.source_nick().is_some_and(|n| irc_eq(n, "BouncerServ")))
+}
+
+/// True for a NOTICE from BouncerServ whose text contains `text`.
+pub fn is_service_notice(m: &Message, text: &str) -> bool {
+    m.command == "NOTICE"
+        && (m.source.as_deref() == Some(SERVICE_SOURCE)
+            || m.source_nick().is_some_and(|n| irc_eq(n, "BouncerServ")))
+        && m.params.last().is_some_and(|t| t.contains(text))
 }
 
 /// Send a command to BouncerServ as an IRC client.

@@ -135,10 +135,7 @@ fn tls_config_lines(dir: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_tls_certificate_for_new_connections() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-tls-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = temp_dir("tether-tls-");
     let (cert_a, key_a, der_a) = self_signed();
     let (cert_b, key_b, der_b) = self_signed();
     assert_ne!(der_a, der_b);
@@ -203,10 +200,7 @@ async fn sighup_reloads_tls_certificate_for_new_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_tls_in_process_switches_certificate_and_keeps_old_on_error() {
-    let dir = tempfile::Builder::new()
-        .prefix("tether-tls-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = temp_dir("tether-tls-");
     let (cert_a, key_a, der_a) = self_signed();
     let (cert_b, key_b, der_b) = self_signed();
     install_cert(dir.path(), &cert_a, &key_a);

@@ -7,28 +7,12 @@
 
 use std::time::Duration;
 
-use tether::proto::Message;
-
 use crate::harness::*;
 use crate::support::*;
 
-const HISTORY_CAPS: &[&str] = &["batch", "server-time", "message-tags", "draft/chathistory"];
-
 /// The texts of the PRIVMSGs in the batch answering a CHATHISTORY command.
 async fn history_texts(c: &mut TestClient, line: &str) -> Vec<String> {
-    c.send(line).await;
-    let start = c
-        .expect("BATCH + or FAIL", |m| {
-            (m.command == "BATCH" && m.param(0).is_some_and(|r| r.starts_with('+')))
-                || m.command == "FAIL"
-        })
-        .await;
-    assert_eq!(start.command, "BATCH", "{line} failed: {start}");
-    let end = format!("-{}", &start.params[0][1..]);
-    let lines = collect_until(c, "end of the batch", |m| {
-        m.command == "BATCH" && m.param(0) == Some(end.as_str())
-    })
-    .await;
+    let (_, lines) = batch_reply(c, line).await;
     lines
         .iter()
         .filter(|m| m.command == "PRIVMSG")
@@ -47,13 +31,6 @@ async fn alice_network_id(t: &Tether) -> i64 {
     let nets = db.list_networks(user.id).await.expect("listing networks");
     assert_eq!(nets.len(), 1, "{nets:?}");
     nets[0].id
-}
-
-/// True for BouncerServ's notice about network `fake` containing `text`.
-fn is_link_notice(m: &Message, text: &str) -> bool {
-    m.command == "NOTICE"
-        && m.source.as_deref() == Some(SERVICE_SOURCE)
-        && m.param(1).is_some_and(|t| t.contains(text))
 }
 
 /// A server that stops answering is found dead by the liveness probe; the
@@ -110,11 +87,11 @@ async fn silent_upstream_is_replaced_and_channels_and_history_survive() {
     expect_quit_or_close(&mut conn).await;
 
     c.expect("notice of the lost link", |m| {
-        is_link_notice(m, "disconnected from fake: ping timeout")
+        is_service_notice(m, "disconnected from fake: ping timeout")
     })
     .await;
     c.expect("notice of the new link", |m| {
-        is_link_notice(m, "connected to fake")
+        is_service_notice(m, "connected to fake")
     })
     .await;
     again.sync().await;
@@ -384,7 +361,7 @@ async fn connection_dropped_mid_registration_is_retried_until_registered() {
     );
     conn.sync().await;
     c.expect("notice that the network is up", |m| {
-        is_link_notice(m, "connected to fake")
+        is_service_notice(m, "connected to fake")
     })
     .await;
     let status = t.network_status("alice").await;

@@ -549,10 +549,7 @@ async fn without_http_origin_only_the_same_host_is_allowed() {
 async fn wss_listener_serves_websocket_over_tls() {
     use rustls::pki_types::{CertificateDer, ServerName};
 
-    let dir = tempfile::Builder::new()
-        .prefix("tether-wss-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = temp_dir("tether-wss-");
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
     std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).expect("cert.pem");
