@@ -458,6 +458,23 @@ mod tests {
         assert!(check.is_err());
     }
 
+    /// Migration 4 leaves indexing to the store (one statement per batch):
+    /// no insert trigger, while deletes still leave the index.
+    #[test]
+    fn messages_are_indexed_by_the_store_not_by_a_trigger() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let triggers: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(triggers, ["messages_fts_delete", "messages_fts_update"]);
+    }
+
     #[test]
     fn migration_versions_are_sequential() {
         assert_eq!(latest_version() as usize, MIGRATIONS.len());

@@ -614,6 +614,48 @@ mod tests {
         assert_eq!(handle.append_commits(), 1);
     }
 
+    /// Messages stored together (one statement indexes the whole batch),
+    /// or redone one savepoint each after a bad append, are all in the
+    /// full-text index, and the index matches the table.
+    #[tokio::test]
+    async fn batched_and_redone_appends_are_all_searchable() {
+        let handle = spawn(store(), None).unwrap();
+        let log = Log::default();
+        let release = block(&handle);
+        append(&handle, &log, "a", 1..=2);
+        append(&handle, &log, "b", 3..=5);
+        append(&handle, &log, "c", 6..=6);
+        let first_batch = count_rows(&handle, &log);
+        append(&handle, &log, "d", 7..=8);
+        append(&handle, &log, "dup", 8..=9);
+        append(&handle, &log, "e", 9..=10);
+        let (tx, rx) = oneshot::channel();
+        assert!(handle.submit(Request::Run(Box::new(move |conn| {
+            let indexed: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'hi'",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            let check = conn.execute(
+                "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+                [],
+            );
+            let _ = tx.send((indexed, check.is_ok()));
+        }))));
+        release.send(()).unwrap();
+        first_batch.await.unwrap();
+        let (indexed, consistent) = rx.await.unwrap();
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["a ok", "b ok", "c ok", "rows 6", "d ok", "dup err", "e ok"]
+        );
+        assert_eq!(indexed, 10);
+        assert!(consistent);
+        assert_eq!(handle.append_commits(), 2);
+    }
+
     /// A transaction stops taking appends once it holds enough entries.
     #[tokio::test]
     async fn batches_are_bounded() {

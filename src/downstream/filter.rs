@@ -12,6 +12,7 @@
 //!   entries lose their `!user@host` without `userhost-in-names`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::proto::Message;
 use crate::proto::message::source_nick;
@@ -44,9 +45,39 @@ fn tag_cap(key: &str) -> &'static str {
     }
 }
 
-/// Render `msg` for a client with `caps` whose nick is `nick`; `None`
-/// means "do not send".
-pub fn render(caps: &HashSet<String>, nick: &str, msg: &Message) -> Option<String> {
+/// The capabilities that decide which tags a client keeps, as bits.
+const TAG_CAPS: [&str; 5] = [
+    "server-time",
+    "batch",
+    "account-tag",
+    "labeled-response",
+    "message-tags",
+];
+
+/// The bit of [`TAG_CAPS`] a tag needs.
+fn tag_bit(key: &str) -> u8 {
+    let cap = tag_cap(key);
+    let index = TAG_CAPS.iter().position(|c| *c == cap).unwrap_or(4);
+    1 << index
+}
+
+/// How one client sees one message: which tags it keeps and which
+/// reshapings apply. Clients with equal plans get the same bytes, so a
+/// message is rendered once per distinct plan rather than once per client
+/// (see [`RenderCache`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// The [`TAG_CAPS`] the client has, as bits, among those the
+    /// message's tags need.
+    tag_caps: u8,
+    extended_join: bool,
+    multi_prefix: bool,
+    userhost: bool,
+}
+
+/// Decide how a client with `caps` whose nick is `nick` sees `msg`;
+/// `None` means "do not send".
+pub fn plan(caps: &HashSet<String>, nick: &str, msg: &Message) -> Option<Plan> {
     if let Some(cap) = required_cap(&msg.command)
         && !caps.contains(cap)
     {
@@ -64,28 +95,75 @@ pub fn render(caps: &HashSet<String>, nick: &str, msg: &Message) -> Option<Strin
     {
         return None;
     }
-    let keep_tag = |key: &str| caps.contains(tag_cap(key));
+    // Only the capabilities this message's tags need tell clients apart.
+    let needed = msg
+        .tags
+        .iter()
+        .fold(0u8, |bits, (key, _)| bits | tag_bit(key));
+    let mut tag_caps = 0u8;
+    for (i, cap) in TAG_CAPS.iter().enumerate() {
+        if needed & (1 << i) != 0 && caps.contains(*cap) {
+            tag_caps |= 1 << i;
+        }
+    }
+    Some(Plan {
+        tag_caps,
+        extended_join: msg.command == "JOIN"
+            && msg.params.len() > 1
+            && !caps.contains("extended-join"),
+        multi_prefix: !caps.contains("multi-prefix")
+            && (msg.command == "353" || msg.command == "352"),
+        userhost: msg.command == "353" && !caps.contains("userhost-in-names"),
+    })
+}
+
+/// `msg` as a client with `plan` sees it.
+pub fn apply(plan: Plan, msg: &Message) -> String {
+    let keep_tag = |key: &str| plan.tag_caps & tag_bit(key) != 0;
     let needs_tag_change = msg.tags.iter().any(|(k, _)| !keep_tag(k));
-    let extended_join =
-        msg.command == "JOIN" && msg.params.len() > 1 && !caps.contains("extended-join");
-    let multi_prefix =
-        !caps.contains("multi-prefix") && (msg.command == "353" || msg.command == "352");
-    let userhost = msg.command == "353" && !caps.contains("userhost-in-names");
-    if !needs_tag_change && !extended_join && !multi_prefix && !userhost {
-        return Some(msg.to_string());
+    if !needs_tag_change && !plan.extended_join && !plan.multi_prefix && !plan.userhost {
+        return msg.to_string();
     }
     let mut out = msg.clone();
     out.tags.retain(|(k, _)| keep_tag(k));
-    if extended_join {
+    if plan.extended_join {
         out.params.truncate(1);
     }
-    if multi_prefix {
+    if plan.multi_prefix {
         reduce_prefixes(&mut out);
     }
-    if userhost {
+    if plan.userhost {
         strip_userhosts(&mut out);
     }
-    Some(out.to_string())
+    out.to_string()
+}
+
+/// Render `msg` for a client with `caps` whose nick is `nick`; `None`
+/// means "do not send".
+pub fn render(caps: &HashSet<String>, nick: &str, msg: &Message) -> Option<String> {
+    plan(caps, nick, msg).map(|p| apply(p, msg))
+}
+
+/// The renderings of one message made so far while delivering it to
+/// several clients, one per distinct [`Plan`] (there are rarely more than
+/// a few).
+#[derive(Default)]
+pub struct RenderCache {
+    lines: Vec<(Plan, Arc<str>)>,
+}
+
+impl RenderCache {
+    /// The line for a client with `caps` and `nick`, rendered only if no
+    /// client before it had the same plan; `None` means "do not send".
+    pub fn line(&mut self, caps: &HashSet<String>, nick: &str, msg: &Message) -> Option<Arc<str>> {
+        let plan = plan(caps, nick, msg)?;
+        if let Some((_, line)) = self.lines.iter().find(|(p, _)| *p == plan) {
+            return Some(Arc::clone(line));
+        }
+        let line: Arc<str> = apply(plan, msg).into();
+        self.lines.push((plan, Arc::clone(&line)));
+        Some(line)
+    }
 }
 
 /// `nick!user@host` NAMES entries become `nick` (prefixes kept).
@@ -272,5 +350,52 @@ mod tests {
         assert_eq!(render_for(&caps(&[]), &msg(":a REDACT #c id")), None);
         assert!(render_for(&caps(&["draft/message-redaction"]), &msg(":a REDACT #c id")).is_some());
         assert_eq!(render_for(&caps(&[]), &msg(":s ACK")), None);
+    }
+
+    /// The cache hands every client exactly what rendering it alone gives,
+    /// and renders once per distinct view: the same line object for
+    /// clients that see the message alike.
+    #[test]
+    fn the_render_cache_matches_rendering_alone_and_shares_lines() {
+        let sets = [
+            caps(&[]),
+            caps(&["server-time"]),
+            caps(&["server-time", "message-tags"]),
+            caps(&["message-tags", "server-time", "batch"]),
+            caps(&["server-time", "invite-notify"]),
+            caps(&["account-tag", "extended-join", "multi-prefix"]),
+            caps(&["labeled-response", "userhost-in-names"]),
+            caps(&["away-notify"]),
+        ];
+        let messages = [
+            msg("@time=2020-01-01T00:00:00.000Z;msgid=x;account=acc :a!b@c PRIVMSG #c hi"),
+            msg("@label=l1;batch=b :a!b@c PRIVMSG #c hi"),
+            msg(":a!b@c JOIN #c acct :Real Name"),
+            msg(":s 353 me = #c :@+op!u@h +voice!v@h plain!p@h"),
+            msg(":a!b@c INVITE other #c"),
+            msg(":a!b@c INVITE me #c"),
+            msg(":a!b@c AWAY :gone"),
+        ];
+        for m in &messages {
+            let mut cache = RenderCache::default();
+            let mut lines: Vec<Option<Arc<str>>> = Vec::new();
+            for set in &sets {
+                let line = cache.line(set, "me", m);
+                assert_eq!(
+                    line.as_deref(),
+                    render(set, "me", m).as_deref(),
+                    "{m} for {set:?}"
+                );
+                lines.push(line);
+            }
+            // Equal renderings from the cache are one allocation.
+            for a in lines.iter().flatten() {
+                for b in lines.iter().flatten() {
+                    if a == b {
+                        assert!(Arc::ptr_eq(a, b), "{a} rendered twice");
+                    }
+                }
+            }
+        }
     }
 }

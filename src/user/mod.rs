@@ -380,8 +380,25 @@ impl UserActor {
         self.deliver_line(id, line);
     }
 
+    /// [`Self::send_now`] through `rendered`, which hands clients with the
+    /// same view of `msg` the same line.
+    pub(crate) fn send_rendered(
+        &mut self,
+        id: ClientId,
+        msg: &Message,
+        rendered: &mut crate::downstream::filter::RenderCache,
+    ) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let Some(line) = rendered.line(&client.caps, &client.nick, msg) else {
+            return;
+        };
+        self.deliver_line(id, line);
+    }
+
     /// Queue an already rendered line for a client.
-    pub(crate) fn deliver_line(&mut self, id: ClientId, line: String) {
+    pub(crate) fn deliver_line(&mut self, id: ClientId, line: impl Into<std::sync::Arc<str>>) {
         let Some(client) = self.clients.get(&id) else {
             return;
         };

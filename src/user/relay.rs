@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::config::MessageStore;
 use crate::db::{CursorRecord, MessageFilter};
 use crate::downstream::ClientId;
+use crate::downstream::filter::RenderCache;
 use crate::history::Entry;
 use crate::history::classify::{self, Classified};
 use crate::history::highlight::is_highlight;
@@ -193,7 +194,7 @@ impl UserActor {
             net.history.outbox.push_back(out);
             return;
         }
-        self.deliver_to_client(id, &Arc::new(out), &[]);
+        self.deliver_to_client(id, &Arc::new(out), &[], &mut RenderCache::default());
     }
 
     /// Deliver every outbox message of every network whose store commit
@@ -238,7 +239,7 @@ impl UserActor {
             .only
             .or_else(|| out.route.as_ref().filter(|r| r.exclusive).map(|r| r.client))
         {
-            self.deliver_to_client(id, &out, &[]);
+            self.deliver_to_client(id, &out, &[], &mut RenderCache::default());
             return;
         }
         let Some(net) = self.networks.get(&net_id) else {
@@ -250,11 +251,13 @@ impl UserActor {
             self.on_detached_message(net_id, &out);
             return;
         }
+        // Clients with the same capabilities share one rendering.
+        let mut rendered = RenderCache::default();
         for id in self.clients_of(Some(net_id)) {
             if Some(id) == out.except {
                 continue;
             }
-            self.deliver_to_client(id, &out, &detached);
+            self.deliver_to_client(id, &out, &detached, &mut rendered);
         }
         for (target, _) in &out.stored {
             self.note_channel_activity(net_id, &out.msg, target);
@@ -263,7 +266,13 @@ impl UserActor {
 
     /// One client's share of a delivery: held while its backlog is being
     /// fetched, tracked when the client gets automatic backlog.
-    fn deliver_to_client(&mut self, id: ClientId, out: &Arc<Outgoing>, detached: &[bool]) {
+    fn deliver_to_client(
+        &mut self,
+        id: ClientId,
+        out: &Arc<Outgoing>,
+        detached: &[bool],
+        rendered: &mut RenderCache,
+    ) {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
@@ -302,7 +311,7 @@ impl UserActor {
                     self.send_now(id, &ack);
                 }
             }
-            None => self.send_now(id, &out.msg),
+            None => self.send_rendered(id, &out.msg, rendered),
         }
     }
 
@@ -319,7 +328,7 @@ impl UserActor {
                 Some(net) => out.stored.iter().map(|(t, _)| net.is_detached(t)).collect(),
                 None => return,
             };
-            self.deliver_to_client(id, &out, &detached);
+            self.deliver_to_client(id, &out, &detached, &mut RenderCache::default());
         }
     }
 

@@ -567,3 +567,43 @@ async fn a_backlog_larger_than_the_send_queue_streams_to_the_client() {
     let want: Vec<String> = (0..N).map(|i| format!("big {i}")).collect();
     assert_eq!(texts(&lines, "#big"), want, "{}", laptop.transcript());
 }
+
+/// Delivery probes to one client are spaced out, but the client's own PING
+/// brings its probe at once, ahead of the PONG: a client whose ping has
+/// been answered has had everything before it confirmed, and reconnecting
+/// replays none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_brings_the_delivery_probe_before_its_pong() {
+    let mut s = Setup::new().await;
+    let mut phone = client(&s, "phone", BACKLOG_CAPS).await;
+    phone.sync().await;
+    s.join(&mut phone, "#chan", None, &["bob"]).await;
+    say(&mut s, &mut phone, "#chan", &["first".to_string()]).await;
+
+    // A probe was answered just now (during the sync), so the probe for
+    // this message waits for its spacing; the PING must not.
+    s.conn.send(":bob!b@h.example PRIVMSG #chan :second").await;
+    phone
+        .expect("the second message", |m| is_privmsg(m, "#chan", "second"))
+        .await;
+    phone.set_auto_pong(false);
+    phone.send("PING :mine").await;
+    let mut probe = None;
+    loop {
+        let m = phone.recv().await.expect("connection open");
+        if m.command == "PING" {
+            probe = m.params.last().cloned();
+            continue;
+        }
+        if m.command == "PONG" && m.params.last().map(String::as_str) == Some("mine") {
+            break;
+        }
+    }
+    let probe = probe.unwrap_or_else(|| panic!("no probe before the PONG\n{}", phone.transcript()));
+    assert!(probe.starts_with("tether-ack-"), "{probe}");
+    phone.send(&format!("PONG :{probe}")).await;
+    phone.set_auto_pong(true);
+    phone.sync().await;
+    quit(phone).await;
+    reconnect_expecting_nothing(&s, "phone").await;
+}

@@ -99,6 +99,10 @@ enum Scenario {
         /// tether's `message-store` (db or memory).
         #[arg(long, default_value = "db")]
         message_store: String,
+        /// Skip the K-users run (e.g. to profile the one-user run alone,
+        /// since TETHER_BENCH_WRAP wraps every tether child).
+        #[arg(long)]
+        one_user_only: bool,
     },
     /// Memory and idle CPU of U users x M networks x C channels.
     IdleScale {
@@ -168,7 +172,18 @@ fn main() -> Result<()> {
                 rate,
                 paced_count,
                 message_store,
-            } => relay::relay(count, clients, rate, paced_count, &message_store).await,
+                one_user_only,
+            } => {
+                let run = relay::Run {
+                    count,
+                    k: clients,
+                    rate,
+                    paced: paced_count,
+                    store: &message_store,
+                    one_user_only,
+                };
+                relay::relay(&run).await
+            }
             Scenario::IdleScale {
                 users,
                 networks,

@@ -73,7 +73,25 @@ struct Row {
     cpu: Option<(Duration, Duration)>,
 }
 
-pub async fn relay(count: usize, k: usize, rate: u64, paced: usize, store: &str) -> Result<()> {
+/// The parameters of one `relay` invocation.
+pub struct Run<'a> {
+    pub count: usize,
+    pub k: usize,
+    pub rate: u64,
+    pub paced: usize,
+    pub store: &'a str,
+    pub one_user_only: bool,
+}
+
+pub async fn relay(run: &Run<'_>) -> Result<()> {
+    let Run {
+        count,
+        k,
+        rate,
+        paced,
+        store,
+        one_user_only,
+    } = *run;
     let paced_count = paced;
     if count == 0 || k == 0 || rate == 0 || paced == 0 {
         bail!("-n, -k, --rate and --paced-count must be positive");
@@ -84,6 +102,9 @@ pub async fn relay(count: usize, k: usize, rate: u64, paced: usize, store: &str)
     origin();
     let mut rows = Vec::new();
     for path in [Path::Direct, Path::SameUser, Path::SeparateUsers] {
+        if one_user_only && path == Path::SeparateUsers {
+            continue;
+        }
         eprintln!("relay: {}...", path.label());
         rows.push(relay_one(path, count, k, rate, paced, store).await?);
     }
@@ -141,8 +162,13 @@ pub async fn relay(count: usize, k: usize, rate: u64, paced: usize, store: &str)
         ],
         &out,
     );
+    let only = if one_user_only {
+        " --one-user-only"
+    } else {
+        ""
+    };
     reproduce(&format!(
-        "relay -n {count} -k {k} --rate {rate} --paced-count {paced} --message-store {store}"
+        "relay -n {count} -k {k} --rate {rate} --paced-count {paced} --message-store {store}{only}"
     ));
     Ok(())
 }
