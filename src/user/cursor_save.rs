@@ -5,25 +5,38 @@
 //! which at a steady message rate with several clients was most of the
 //! bouncer's work per message. Instead the actor queues the new positions
 //! here and saves everything queued in one request whenever its event
-//! queue runs empty, i.e. at the end of each burst of work. A confirmed
-//! position therefore reaches the database as soon as the actor is idle,
-//! ahead of any later append (the database executes requests in order).
+//! queue runs empty, i.e. at the end of each burst of work, or once a
+//! position has waited [`MAX_WAIT`] through a burst that does not end. A
+//! confirmed position therefore reaches the database as soon as the actor
+//! is idle, ahead of any later append (the database executes requests in
+//! order).
 
 use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::db::CursorRecord;
 use crate::user::UserActor;
 
+/// The longest a confirmed position waits for the actor to be idle.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
 /// Positions confirmed but not yet handed to the database: per network,
 /// per (client name, target), the newest sequence.
 #[derive(Default)]
-pub(crate) struct QueuedCursors(HashMap<i64, HashMap<(String, String), i64>>);
+pub(crate) struct QueuedCursors {
+    cursors: HashMap<i64, HashMap<(String, String), i64>>,
+    /// When the oldest queued position was queued.
+    since: Option<Instant>,
+}
 
 impl QueuedCursors {
     /// Queue `records` of network `net_id`; a later position replaces an
     /// earlier one of the same client and target.
     pub(crate) fn queue(&mut self, net_id: i64, records: Vec<CursorRecord>) {
-        let net = self.0.entry(net_id).or_default();
+        self.since.get_or_insert_with(Instant::now);
+        let net = self.cursors.entry(net_id).or_default();
         for r in records {
             let seq = net.entry((r.client, r.target)).or_insert(r.seq);
             *seq = (*seq).max(r.seq);
@@ -32,11 +45,17 @@ impl QueuedCursors {
 
     /// Forget what was queued for a network that is being deleted.
     pub(crate) fn forget(&mut self, net_id: i64) {
-        self.0.remove(&net_id);
+        self.cursors.remove(&net_id);
+    }
+
+    /// Something has waited long enough to be saved even while busy.
+    pub(crate) fn overdue(&self) -> bool {
+        self.since.is_some_and(|t| t.elapsed() >= MAX_WAIT)
     }
 
     fn take(&mut self) -> Vec<(i64, Vec<CursorRecord>)> {
-        self.0
+        self.since = None;
+        self.cursors
             .drain()
             .map(|(net_id, cursors)| {
                 let records = cursors

@@ -265,7 +265,7 @@ impl UserActor {
                     self.flush_all_outboxes();
                     self.send_delivery_probes();
                     self.regulate_upstream_reads();
-                    if rx.is_empty() {
+                    if rx.is_empty() || self.queued_cursors.overdue() {
                         self.save_queued_cursors();
                     }
                     continue;
@@ -318,7 +318,7 @@ impl UserActor {
             self.send_delivery_probes();
             self.regulate_upstream_reads();
             self.tasks.retain(|t| !t.is_finished());
-            if rx.is_empty() {
+            if rx.is_empty() || self.queued_cursors.overdue() {
                 self.save_queued_cursors();
             }
         }
