@@ -23,6 +23,10 @@ use tokio_util::sync::CancellationToken;
 use crate::proto::codec::{LineDecoder, encode_line};
 use crate::proto::{Frame, Message};
 
+mod input;
+
+use input::InputBuffer;
+
 /// A boxed read half of any transport (TCP, TLS, unix).
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 /// A boxed write half of any transport.
@@ -36,7 +40,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reads frames from a byte stream.
 pub struct LineReader {
     inner: BoxRead,
-    buf: BytesMut,
+    input: InputBuffer,
     decoder: LineDecoder,
     eof: bool,
 }
@@ -46,23 +50,25 @@ impl LineReader {
     pub fn new(inner: BoxRead, max_len: usize) -> LineReader {
         LineReader {
             inner,
-            buf: BytesMut::with_capacity(1024),
+            input: InputBuffer::new(),
             decoder: LineDecoder::new(max_len),
             eof: false,
         }
     }
 
     /// The next frame, or `None` at end of stream.
+    ///
+    /// Cancel safe: a read that has not completed has taken no bytes.
     pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
         loop {
-            if let Some(frame) = self.decoder.decode(&mut self.buf) {
+            if let Some(frame) = self.decoder.decode(self.input.bytes()) {
                 return Ok(Some(frame));
             }
             if self.eof {
-                return Ok(self.decoder.decode_eof(&mut self.buf));
+                return Ok(self.decoder.decode_eof(self.input.bytes()));
             }
-            self.buf.reserve(4096);
-            let n = self.inner.read_buf(&mut self.buf).await?;
+            let n = self.inner.read_buf(self.input.for_read()).await?;
+            self.input.after_read(n);
             if n == 0 {
                 self.eof = true;
             }
@@ -291,7 +297,9 @@ enum Next {
 
 impl WriterTask {
     async fn run(mut self) {
-        let mut out = BytesMut::with_capacity(4096);
+        // Allocated by the first line and let go whenever the queues run
+        // dry (below): an idle connection holds no output buffer.
+        let mut out = BytesMut::new();
         // Bytes taken from the queue but unwritten when the close came, and
         // whether the peer has half a line of them already.
         let mut leftover = BytesMut::new();
@@ -363,6 +371,9 @@ impl WriterTask {
                 break;
             }
             out.clear();
+            if self.normal.is_empty() && self.priority.is_empty() {
+                out = BytesMut::new();
+            }
             match write {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -694,9 +705,9 @@ mod tests {
         let mut r = LineReader::new(Box::new(b), max);
         let first = r.next_frame().await.expect("read");
         assert!(
-            r.buf.capacity() <= max + 2 * 64 * 1024 + 4096,
+            r.input.capacity() <= max + 2 * 64 * 1024 + 4096,
             "{}",
-            r.buf.capacity()
+            r.input.capacity()
         );
         assert_eq!(first, Some(Frame::TooLong));
         assert!(matches!(
@@ -704,6 +715,85 @@ mod tests {
             Some(Frame::Line { text, .. }) if text == "PING ok"
         ));
         feeding.await.expect("feeder");
+    }
+
+    /// Regression: every reader kept 4 KiB or more of buffer while its
+    /// peer was silent, and whatever a long line had grown it to.
+    #[tokio::test]
+    async fn the_read_buffer_shrinks_back_after_a_long_line() {
+        let (mut a, b) = tokio::io::duplex(64 * 1024);
+        let mut r = LineReader::new(Box::new(b), 16 * 1024);
+        let long = format!("PRIVMSG #c :{}\r\n", "x".repeat(12 * 1024));
+        a.write_all(long.as_bytes()).await.expect("write");
+        let frame = r.next_frame().await.expect("read");
+        assert!(matches!(frame, Some(Frame::Line { text, .. }) if text.len() > 12 * 1024));
+        assert!(r.input.capacity() > 12 * 1024);
+        // Quiet traffic afterwards: one short line, then the reader waits.
+        a.write_all(b"PING :x\r\n").await.expect("write");
+        let frame = r.next_frame().await.expect("read");
+        assert!(matches!(frame, Some(Frame::Line { text, .. }) if text == "PING :x"));
+        let waiting = tokio::time::timeout(Duration::from_millis(20), r.next_frame()).await;
+        assert!(waiting.is_err(), "nothing more was sent");
+        assert!(
+            r.input.capacity() <= 2 * input::MIN_ROOM,
+            "{}",
+            r.input.capacity()
+        );
+        // And it still reads what comes next.
+        a.write_all(b"PING :y\r\n").await.expect("write");
+        let frame = r.next_frame().await.expect("read");
+        assert!(matches!(frame, Some(Frame::Line { text, .. }) if text == "PING :y"));
+    }
+
+    /// Lines split across many reads of a fast peer arrive whole and in
+    /// order while the read size grows and shrinks.
+    #[tokio::test]
+    async fn lines_survive_read_size_changes() {
+        let (mut a, b) = tokio::io::duplex(1000);
+        let lines: Vec<String> = (0..2000)
+            .map(|i| format!("PRIVMSG #c :{i} {}", "y".repeat(i % 700)))
+            .collect();
+        let sent = lines.clone();
+        let feeding = tokio::spawn(async move {
+            for (i, line) in sent.iter().enumerate() {
+                a.write_all(line.as_bytes()).await.expect("write");
+                a.write_all(b"\r\n").await.expect("write");
+                if i % 97 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        });
+        let mut r = LineReader::new(Box::new(b), 4096);
+        for want in &lines {
+            match r.next_frame().await.expect("read") {
+                Some(Frame::Line { text, .. }) => assert_eq!(&text, want),
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+        feeding.await.expect("feeder");
+        assert_eq!(r.next_frame().await.expect("read"), None);
+    }
+
+    /// The writer lets go of its buffer between lines; lines written after
+    /// a quiet spell, long or short, still arrive whole.
+    #[tokio::test]
+    async fn the_writer_writes_after_idle_spells() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (writer, task) = spawn_writer(
+            Box::new(a),
+            WriterOptions {
+                capacity: 8,
+                flood: None,
+            },
+        );
+        let mut lines = tokio::io::BufReader::new(b).lines();
+        for len in [10, 9000, 3, 600] {
+            let line = format!("PRIVMSG #c :{}", "z".repeat(len));
+            writer.try_send(line.clone()).expect("queued");
+            assert_eq!(lines.next_line().await.expect("read"), Some(line));
+        }
+        writer.close(None);
+        task.await.expect("writer ends");
     }
 
     #[tokio::test]

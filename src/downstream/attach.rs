@@ -58,7 +58,7 @@ impl UserActor {
             &self.shared.config,
             &self.shared.started,
             &nick,
-            network.and_then(|n| self.networks.get(&n)),
+            network.and_then(|n| self.networks.get(&n)).map(|n| &**n),
             self.clients.get(&id).is_some_and(|c| c.implicit_names()),
         );
         for msg in &burst {

@@ -106,7 +106,7 @@ impl UserActor {
                         .send(UserEvent::Backlog {
                             client: id,
                             net: net_id,
-                            result,
+                            result: Box::new(result),
                         })
                         .await;
                 }));

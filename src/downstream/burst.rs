@@ -155,6 +155,7 @@ fn sorted_channels(net: &Network) -> Vec<(&str, &Channel)> {
         .channels
         .iter()
         .filter(|(name, _)| !net.is_detached(name))
+        .map(|(name, ch)| (name, &**ch))
         .collect();
     v.sort_by(|a, b| a.0.cmp(b.0));
     v

@@ -134,7 +134,12 @@ impl UserActor {
         let Some(client) = self.clients.get(&id) else {
             return;
         };
-        let now = available(client.network.and_then(|n| self.networks.get(&n)));
+        let now = available(
+            client
+                .network
+                .and_then(|n| self.networks.get(&n))
+                .map(|n| &**n),
+        );
         let notify = client.has_cap("cap-notify");
         let version = client.cap_version;
         let nick = client.nick.clone();

@@ -612,7 +612,7 @@ async fn pump(
             Ok(Some(Frame::TooLong)) => DownstreamEvent::TooLong,
             Ok(Some(Frame::Line { text, lossy })) => match text.parse::<Message>() {
                 Ok(msg) if lossy => DownstreamEvent::InvalidUtf8(msg.command),
-                Ok(msg) => DownstreamEvent::Line(msg),
+                Ok(msg) => DownstreamEvent::Line(Box::new(msg)),
                 Err(_) if lossy => DownstreamEvent::InvalidUtf8(String::new()),
                 Err(_) => DownstreamEvent::Malformed,
             },

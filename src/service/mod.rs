@@ -366,7 +366,7 @@ impl UserActor {
                         let _ = events
                             .send(UserEvent::ServiceReply {
                                 client,
-                                result,
+                                result: Box::new(result),
                                 label,
                             })
                             .await;

@@ -124,7 +124,10 @@ pub fn spawn_connection(
                         .is_ok()
                 }
             };
-            let (read, write) = match dial(&addr, &tls).await {
+            // Boxed: the TLS handshake's state is large and only lives
+            // while dialing; inline it would stay part of the task for as
+            // long as the link lasts.
+            let (read, write) = match Box::pin(dial(&addr, &tls)).await {
                 Ok(pair) => pair,
                 Err(e) => {
                     tracing::info!(error = %e, "connection failed");
@@ -141,11 +144,11 @@ pub fn spawn_connection(
                 },
             );
             let cancel = writer.cancel_token();
-            if !send(UpstreamEvent::Connected(UpstreamLink {
+            if !send(UpstreamEvent::Connected(Box::new(UpstreamLink {
                 writer: writer.clone(),
                 writer_task,
                 addr,
-            }))
+            })))
             .await
             {
                 writer.close(None);
@@ -213,7 +216,7 @@ async fn read_loop(
                         if lossy {
                             tracing::debug!("server line was not valid UTF-8; decoded lossily");
                         }
-                        UpstreamEvent::Line(msg)
+                        UpstreamEvent::Line(Box::new(msg))
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, line = %text, "skipped a malformed line from the server");

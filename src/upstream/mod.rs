@@ -113,7 +113,7 @@ impl UserActor {
         let history =
             crate::user::history::NetHistory::new(stored, self.shared.config.history_ring_size);
         let net = Network::new(record, channels, &default_nick, history);
-        self.networks.insert(net.id(), net);
+        self.networks.insert(net.id(), Box::new(net));
     }
 
     /// Start a connection attempt for a network after `delay`.
@@ -194,10 +194,10 @@ impl UserActor {
             return;
         }
         match event {
-            UpstreamEvent::Connected(link) => self.on_upstream_connected(net_id, link),
+            UpstreamEvent::Connected(link) => self.on_upstream_connected(net_id, *link),
             UpstreamEvent::ConnectFailed(error) => self.on_upstream_closed(net_id, Some(error)),
             UpstreamEvent::Closed(reason) => self.on_upstream_closed(net_id, reason),
-            UpstreamEvent::Line(msg) => self.on_upstream_message(net_id, msg),
+            UpstreamEvent::Line(msg) => self.on_upstream_message(net_id, *msg),
             UpstreamEvent::Idle => {
                 net.send_priority("PING :tether-probe");
             }

@@ -55,6 +55,10 @@ pub struct Outgoing {
     pub implicit_names: bool,
 }
 
+/// Outbox slots kept when it drains: the smallest allocation, which a
+/// message relayed at a time reuses instead of allocating per message.
+const OUTBOX_KEEP: usize = 4;
+
 /// One network's history state.
 pub struct NetHistory {
     /// The last sequence number handed out.
@@ -113,6 +117,27 @@ impl NetHistory {
 
     pub fn committed(&self) -> i64 {
         self.committed.load(Ordering::Acquire)
+    }
+
+    /// Take the oldest outbox message if every copy of it is committed.
+    ///
+    /// An outbox that a burst grew (a registration, a slow commit) is
+    /// released once it drains: `VecDeque` keeps its capacity, and an idle
+    /// network would otherwise hold thousands of empty slots for good.
+    pub fn pop_ready(&mut self) -> Option<Outgoing> {
+        let committed = self.committed();
+        let ready = self
+            .outbox
+            .front()
+            .is_some_and(|o| o.stored.iter().all(|(_, s)| *s <= committed));
+        if !ready {
+            return None;
+        }
+        let out = self.outbox.pop_front();
+        if self.outbox.is_empty() && self.outbox.capacity() > OUTBOX_KEEP {
+            self.outbox = VecDeque::new();
+        }
+        out
     }
 
     /// The ring of a casemapped target, created on first use.
@@ -244,4 +269,75 @@ pub fn commit_callback(
         }
         notify.notify_one();
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(msg: &Arc<Message>, stored: Vec<(String, i64)>) -> Outgoing {
+        Outgoing {
+            msg: Arc::clone(msg),
+            except: None,
+            only: None,
+            stored,
+            route: None,
+            implicit_names: false,
+        }
+    }
+
+    /// Regression: the outbox kept the capacity of its largest burst (the
+    /// registration burst, about 7 KiB per network) for as long as the
+    /// network lived.
+    #[test]
+    fn a_drained_outbox_lets_go_of_its_burst_capacity() {
+        let mut history = NetHistory::new(StoredHistory::default(), 16);
+        let msg = Arc::new(Message::new("PING", ["x"]));
+        for _ in 0..200 {
+            let seq = history.next_seq();
+            let out = outgoing(&msg, vec![("#c".to_string(), seq)]);
+            history.outbox.push_back(out);
+        }
+        assert!(history.outbox.capacity() >= 200);
+        // Nothing is committed yet: nothing leaves.
+        assert!(history.pop_ready().is_none());
+        history.commit_all();
+        let mut popped = 0;
+        while history.pop_ready().is_some() {
+            popped += 1;
+        }
+        assert_eq!(popped, 200);
+        assert!(history.outbox.capacity() <= OUTBOX_KEEP);
+    }
+
+    /// One message at a time (the memory store) keeps the small buffer.
+    #[test]
+    fn a_small_outbox_is_kept_for_reuse() {
+        let mut history = NetHistory::new(StoredHistory::default(), 16);
+        let msg = Arc::new(Message::new("PING", ["x"]));
+        history.outbox.push_back(outgoing(&msg, Vec::new()));
+        let capacity = history.outbox.capacity();
+        assert!(history.pop_ready().is_some());
+        assert_eq!(history.outbox.capacity(), capacity);
+    }
+
+    /// Messages leave in order, and only up to the committed sequence.
+    #[test]
+    fn only_committed_messages_leave() {
+        let mut history = NetHistory::new(StoredHistory::default(), 16);
+        let msg = Arc::new(Message::new("PING", ["x"]));
+        let first = history.next_seq();
+        history.commit_all();
+        let second = history.next_seq();
+        history
+            .outbox
+            .push_back(outgoing(&msg, vec![("#c".to_string(), first)]));
+        history
+            .outbox
+            .push_back(outgoing(&msg, vec![("#c".to_string(), second)]));
+        let out = history.pop_ready().expect("the committed message");
+        assert_eq!(out.stored, [("#c".to_string(), first)]);
+        assert!(history.pop_ready().is_none());
+        assert_eq!(history.outbox.len(), 1);
+    }
 }

@@ -50,7 +50,8 @@ pub struct Channel {
     /// Members and their prefix symbols, highest first (`@+`).
     pub members: CaseMap<String>,
     /// A NAMES reply is being received (members are replaced at its end).
-    pub names_pending: Option<CaseMap<String>>,
+    /// Boxed: it exists only while a reply arrives.
+    pub names_pending: Option<Box<CaseMap<String>>>,
     /// The first NAMES reply after our JOIN has ended.
     pub synced: bool,
     /// A full WHO of the channel was received since we joined it, so the
@@ -86,7 +87,9 @@ pub struct Network {
     pub cap_ls_pending: bool,
     /// Registration is waiting for SASL to finish before CAP END.
     pub sasl_pending: bool,
-    pub channels: CaseMap<Channel>,
+    /// Boxed values: the map's table has up to twice as many slots as
+    /// channels, and an empty slot costs as much as a full one.
+    pub channels: CaseMap<Box<Channel>>,
     /// Channels saved in the database (rejoined on connect).
     pub saved: CaseMap<ChannelRecord>,
     /// Keys of JOINs sent by clients, saved when the join succeeds.

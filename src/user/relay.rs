@@ -212,16 +212,7 @@ impl UserActor {
             let Some(net) = self.networks.get_mut(&net_id) else {
                 return;
             };
-            let committed = net.history.committed();
-            let ready = net
-                .history
-                .outbox
-                .front()
-                .is_some_and(|o| o.stored.iter().all(|(_, s)| *s <= committed));
-            if !ready {
-                return;
-            }
-            let Some(out) = net.history.outbox.pop_front() else {
+            let Some(out) = net.history.pop_ready() else {
                 return;
             };
             let max = out.stored.iter().map(|(_, s)| *s).max();

@@ -26,7 +26,12 @@ impl crate::user::UserActor {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
-        let available = capset::available(client.network.and_then(|n| self.networks.get(&n)));
+        let available = capset::available(
+            client
+                .network
+                .and_then(|n| self.networks.get(&n))
+                .map(|n| &**n),
+        );
         let mut negotiating = false;
         let nick = client.nick.clone();
         let had_notify = client.has_cap(NOTIFY_CAP);

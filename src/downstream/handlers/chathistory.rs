@@ -309,7 +309,7 @@ impl UserActor {
             let _ = tx
                 .send(crate::user::UserEvent::HistoryReply {
                     client: id,
-                    reply,
+                    reply: Box::new(reply),
                     label,
                 })
                 .await;
@@ -386,7 +386,7 @@ impl UserActor {
             let _ = tx
                 .send(crate::user::UserEvent::HistoryReply {
                     client: id,
-                    reply,
+                    reply: Box::new(reply),
                     label,
                 })
                 .await;

@@ -30,7 +30,7 @@ use crate::user::{DownstreamEvent, UserActor};
 impl UserActor {
     pub(crate) async fn on_downstream(&mut self, id: ClientId, event: DownstreamEvent) {
         match event {
-            DownstreamEvent::Line(msg) => self.on_client_message(id, msg).await,
+            DownstreamEvent::Line(msg) => self.on_client_message(id, *msg).await,
             DownstreamEvent::TooLong => {
                 self.reply_numeric(id, numeric::ERR_INPUTTOOLONG, &["Input line was too long"]);
             }
@@ -80,7 +80,9 @@ impl UserActor {
             // user's clients share.
             "PONG" => self.on_client_pong(id, &msg),
             "PROTOCTL" => {}
-            "BOUNCER" => self.on_client_bouncer(id, &msg).await,
+            // The futures of rare commands that wait for the database are
+            // boxed, so that the actor's own state machine stays small.
+            "BOUNCER" => Box::pin(self.on_client_bouncer(id, &msg)).await,
             "CHATHISTORY" => self.on_client_chathistory(id, &msg),
             "MARKREAD" | "READ" => self.on_client_markread(id, &msg),
             "SEARCH" => self.on_client_search(id, &msg),
@@ -90,7 +92,7 @@ impl UserActor {
             "PASS" | "USER" | "AUTHENTICATE" => self.on_client_reregister(id, &msg),
             "PRIVMSG" | "NOTICE" | "TAGMSG" => self.on_client_privmsg(id, msg).await,
             "NICK" => self.on_client_nick(id, msg),
-            "SETNAME" => self.on_client_setname(id, msg).await,
+            "SETNAME" => Box::pin(self.on_client_setname(id, msg)).await,
             "ISUPPORT" => self.on_client_isupport(id),
             "REGISTER" | "VERIFY" => self.on_client_register(id, msg),
             "JOIN" if bound.is_some() => self.on_client_join(id, msg),

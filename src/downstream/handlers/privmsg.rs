@@ -35,7 +35,10 @@ impl UserActor {
             }
             if msg.command == "PRIVMSG" {
                 let text = msg.param(1).unwrap_or("").to_string();
-                self.on_service_message(id, &text).await;
+                // Boxed: a BouncerServ command's future (database writes,
+                // certificate generation) is large, and inline it would be
+                // part of every user actor's state for good.
+                Box::pin(self.on_service_message(id, &text)).await;
             }
             return;
         }

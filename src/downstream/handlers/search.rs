@@ -114,7 +114,7 @@ impl UserActor {
             let _ = tx
                 .send(UserEvent::HistoryReply {
                     client: id,
-                    reply,
+                    reply: Box::new(reply),
                     label,
                 })
                 .await;

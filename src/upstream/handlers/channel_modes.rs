@@ -128,11 +128,11 @@ mod tests {
         members.insert("bob", "+".to_string());
         net.channels.insert(
             "#c",
-            Channel {
+            Box::new(Channel {
                 name: "#c".to_string(),
                 members,
                 ..Channel::default()
-            },
+            }),
         );
         net
     }

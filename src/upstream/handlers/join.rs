@@ -30,11 +30,11 @@ impl UserActor {
                 let mapping = net.casemapping;
                 net.channels.insert(
                     name,
-                    Channel {
+                    Box::new(Channel {
                         name: name.to_string(),
                         members: CaseMap::new(mapping),
                         ..Channel::default()
-                    },
+                    }),
                 );
                 let key = net
                     .pending_keys

@@ -28,7 +28,7 @@ impl UserActor {
             {
                 let pending = ch
                     .names_pending
-                    .get_or_insert_with(|| CaseMap::new(mapping));
+                    .get_or_insert_with(|| Box::new(CaseMap::new(mapping)));
                 for entry in list.split(' ').filter(|e| !e.is_empty()) {
                     let prefix_len = entry
                         .chars()
@@ -50,7 +50,7 @@ impl UserActor {
         } else if let Some(ch) = msg.param(1).and_then(|c| net.channels.get_mut(c)) {
             ch.synced = true;
             if let Some(members) = ch.names_pending.take() {
-                ch.members = members;
+                ch.members = *members;
                 net.prune_users();
             }
         }
