@@ -12,6 +12,7 @@
 //! the database thread or on a reader connection; see [`super::Db`] for the
 //! async API.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 
 use rusqlite::types::Value;
@@ -81,7 +82,7 @@ pub struct Backlog {
 /// transactional by itself: the caller wraps it. A sequence number already
 /// stored for the same target is [`DbError::Conflict`], an unknown network
 /// [`DbError::NotFound`].
-pub fn insert(conn: &Connection, network_id: i64, entries: &[Entry]) -> DbResult<()> {
+pub fn insert<E: Borrow<Entry>>(conn: &Connection, network_id: i64, entries: &[E]) -> DbResult<()> {
     if let Some(rows) = insert_rows(conn, network_id, entries)? {
         index_text(conn, rows)?;
     }
@@ -95,10 +96,10 @@ pub type RowRange = (i64, i64);
 /// [`insert`] without the full-text indexing: the caller must pass the
 /// returned range (`None` for no entries) to [`index_text`] in the same
 /// transaction.
-pub fn insert_rows(
+pub fn insert_rows<E: Borrow<Entry>>(
     conn: &Connection,
     network_id: i64,
-    entries: &[Entry],
+    entries: &[E],
 ) -> DbResult<Option<RowRange>> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages (network_id, target, seq, time, msgid, sender, event, raw, text)
@@ -106,6 +107,7 @@ pub fn insert_rows(
     )?;
     let mut rows: Option<RowRange> = None;
     for e in entries {
+        let e: &Entry = e.borrow();
         let result = stmt.execute(params![
             network_id, e.target, e.seq, e.time, e.msgid, e.sender, e.event, e.raw, e.text,
         ]);

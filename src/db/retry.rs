@@ -15,6 +15,7 @@
 //! those messages unstored and logs it).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::ErrorCode;
@@ -36,7 +37,7 @@ pub const POLL: Duration = Duration::from_millis(10);
 /// One append not stored yet.
 pub(crate) struct Pending {
     pub network_id: i64,
-    pub entries: Vec<Entry>,
+    pub entries: Vec<Arc<Entry>>,
     pub done: AppendDone,
 }
 

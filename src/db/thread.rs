@@ -58,7 +58,7 @@ pub(crate) enum Request {
     /// behind it.
     Append {
         network_id: i64,
-        entries: Vec<Entry>,
+        entries: Vec<Arc<Entry>>,
         done: AppendDone,
     },
     /// Finish the queued work, close the connection and exit.
@@ -543,7 +543,7 @@ mod tests {
     /// `name ok` or `name err`.
     fn append(handle: &Handle, log: &Log, name: &str, seqs: std::ops::RangeInclusive<i64>) {
         let entries = seqs
-            .map(|seq| test_message(seq, "#a", seq, "bob", "hi"))
+            .map(|seq| Arc::new(test_message(seq, "#a", seq, "bob", "hi")))
             .collect();
         let log = Arc::clone(log);
         let name = name.to_owned();

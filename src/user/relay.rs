@@ -126,7 +126,7 @@ impl UserActor {
             for target in &c.targets {
                 let target = net.casemapping.fold(target);
                 let seq = net.history.next_seq();
-                let entry = Entry {
+                let entry = Arc::new(Entry {
                     seq,
                     target: target.clone(),
                     time,
@@ -135,8 +135,9 @@ impl UserActor {
                     event: c.event,
                     raw: raw.clone(),
                     text: c.text.clone(),
-                };
-                net.history.ring_mut(&target).push(Arc::new(entry.clone()));
+                });
+                // The ring and the store share one copy.
+                net.history.ring_mut(&target).push(Arc::clone(&entry));
                 entries.push(entry);
                 stored.push((target, seq));
             }

@@ -30,6 +30,7 @@ mod ircd;
 mod relay;
 mod rig;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::path::PathBuf;
@@ -427,11 +428,11 @@ async fn fill(dir: &ScratchDir, listener: &UpstreamListener, rows: i64, base: i6
     let mut seq = 1;
     while seq <= rows {
         let end = (seq + BATCH - 1).min(rows);
-        let entries: Vec<Entry> = (seq..=end)
+        let entries: Vec<Arc<Entry>> = (seq..=end)
             .map(|s| {
                 let time = base + s;
                 let text = format!("message {s} lorem ipsum");
-                Entry {
+                Arc::new(Entry {
                     seq: s,
                     target: "#bench".to_string(),
                     time,
@@ -443,7 +444,7 @@ async fn fill(dir: &ScratchDir, listener: &UpstreamListener, rows: i64, base: i6
                         format_millis(time)
                     ),
                     text: Some(text),
-                }
+                })
             })
             .collect();
         let tx = tx.clone();
