@@ -185,14 +185,8 @@ fn run(
                 if retry.is_empty() {
                     let (items, after) = take_appends(&mut rx, first);
                     next = after;
-                    if let Err(items) = store_at_once(&mut conn, items, append_commits) {
-                        let mut batch = AppendBatch::new(&mut conn);
-                        for p in items {
-                            batch.insert(p);
-                        }
-                        let (parked, error) = batch.finish(append_commits);
-                        retry.park(parked, error.as_ref());
-                    }
+                    let (parked, error) = store_batch(&mut conn, items, append_commits);
+                    retry.park(parked, error.as_ref());
                 } else {
                     retry.push(first);
                 }
@@ -251,6 +245,25 @@ fn take_appends(
     (items, None)
 }
 
+/// Stores `items` as one group commit: all at once when that works,
+/// otherwise one savepoint each. Returns what [`AppendBatch::finish`]
+/// returns: the appends to retry later with the error that stopped them
+/// (nothing when everything was stored).
+fn store_batch(
+    conn: &mut Connection,
+    items: Vec<Pending>,
+    append_commits: &AtomicUsize,
+) -> (Vec<Pending>, Option<DbError>) {
+    let Err(items) = store_at_once(conn, items, append_commits) else {
+        return (Vec::new(), None);
+    };
+    let mut batch = AppendBatch::new(conn);
+    for p in items {
+        batch.insert(p);
+    }
+    batch.finish(append_commits)
+}
+
 /// Stores `items` in one transaction without savepoints and reports
 /// success to each. Hands them back untouched (nothing stored) when any of
 /// them fails, for the one-savepoint-each path to sort out which.
@@ -297,14 +310,7 @@ fn store_at_once(
 fn retry_held(conn: &mut Connection, retry: &mut RetryQueue, append_commits: &AtomicUsize) {
     while !retry.is_empty() {
         let items = retry.take_batch(MAX_BATCH_ENTRIES);
-        let Err(items) = store_at_once(conn, items, append_commits) else {
-            continue;
-        };
-        let mut batch = AppendBatch::new(conn);
-        for p in items {
-            batch.insert(p);
-        }
-        let (failed, _) = batch.finish(append_commits);
+        let (failed, _) = store_batch(conn, items, append_commits);
         if !failed.is_empty() {
             retry.retry_later(failed);
             return;

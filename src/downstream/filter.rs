@@ -34,18 +34,8 @@ fn required_cap(command: &str) -> Option<&'static str> {
     }
 }
 
-/// The capability a tag needs to be kept.
-fn tag_cap(key: &str) -> &'static str {
-    match key {
-        "time" => "server-time",
-        "batch" => "batch",
-        "account" => "account-tag",
-        "label" => "labeled-response",
-        _ => "message-tags",
-    }
-}
-
-/// The capabilities that decide which tags a client keeps, as bits.
+/// The capabilities that decide which tags a client keeps; bit `i` of a
+/// tag mask stands for `TAG_CAPS[i]`.
 const TAG_CAPS: [&str; 5] = [
     "server-time",
     "batch",
@@ -54,10 +44,17 @@ const TAG_CAPS: [&str; 5] = [
     "message-tags",
 ];
 
-/// The bit of [`TAG_CAPS`] a tag needs.
+/// The bit of the capability a tag needs to be kept: `time` needs
+/// server-time, `batch` batch, `account` account-tag, `label`
+/// labeled-response, every other tag message-tags.
 fn tag_bit(key: &str) -> u8 {
-    let cap = tag_cap(key);
-    let index = TAG_CAPS.iter().position(|c| *c == cap).unwrap_or(4);
+    let index = match key {
+        "time" => 0,
+        "batch" => 1,
+        "account" => 2,
+        "label" => 3,
+        _ => 4,
+    };
     1 << index
 }
 

@@ -73,6 +73,14 @@ impl QueuedCursors {
 }
 
 impl UserActor {
+    /// Save the queued cursors when the actor has nothing else queued
+    /// (`idle`) or they have waited too long.
+    pub(crate) fn save_cursors_if_idle(&mut self, idle: bool) {
+        if idle || self.queued_cursors.overdue() {
+            self.save_queued_cursors();
+        }
+    }
+
     /// Hand every queued cursor to the database (one request per network).
     pub(crate) fn save_queued_cursors(&mut self) {
         for (net_id, records) in self.queued_cursors.take() {

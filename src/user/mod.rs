@@ -281,9 +281,7 @@ impl UserActor {
                     self.flush_all_outboxes();
                     self.send_delivery_probes();
                     self.regulate_upstream_reads();
-                    if rx.is_empty() || self.queued_cursors.overdue() {
-                        self.save_queued_cursors();
-                    }
+                    self.save_cursors_if_idle(rx.is_empty());
                     continue;
                 }
             };
@@ -331,6 +329,8 @@ impl UserActor {
                     generation,
                 } => self.on_detach_timer(net, &channel, generation),
                 UserEvent::Stop { reason, done } => {
+                    // Before `done`: the database closes once every actor
+                    // has answered.
                     self.save_queued_cursors();
                     Box::pin(self.stop_all(&reason)).await;
                     let _ = done.send(());
@@ -340,9 +340,7 @@ impl UserActor {
             self.send_delivery_probes();
             self.regulate_upstream_reads();
             self.tasks.retain(|t| !t.is_finished());
-            if rx.is_empty() || self.queued_cursors.overdue() {
-                self.save_queued_cursors();
-            }
+            self.save_cursors_if_idle(rx.is_empty());
         }
         self.save_queued_cursors();
         tracing::debug!("user actor stopped");
