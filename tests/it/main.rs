@@ -18,6 +18,7 @@ mod caps;
 mod chathistory;
 mod crash;
 mod db_faults;
+mod device_certs;
 mod history;
 mod interop;
 mod interop_ircv3;
