@@ -95,8 +95,7 @@ async fn a_registered_device_logs_in_with_sasl_external() {
     let mut c = pass_login(addr, Some(&laptop), "alice").await;
     service_command(&mut c, "device-certificate create -label laptop").await;
     let added = expect_service_line(&mut c, "added", |l| l.starts_with("added")).await;
-    let short: String = fp[..12]
-        .as_bytes()
+    let short: String = fp.as_bytes()[..12]
         .chunks(2)
         .map(|p| String::from_utf8_lossy(p).to_ascii_uppercase())
         .collect::<Vec<_>>()
@@ -208,8 +207,7 @@ async fn device_certificates_belong_to_their_user() {
     // phone cannot log in with it any more.
     let (mut d, _) = begin_sasl(addr, Some(&phone), "alice").await;
     assert_eq!(external(&mut d, "").await.command, "903");
-    let prefix = fp[..16]
-        .as_bytes()
+    let prefix = fp.as_bytes()[..16]
         .chunks(2)
         .map(|p| String::from_utf8_lossy(p).to_ascii_uppercase())
         .collect::<Vec<_>>()

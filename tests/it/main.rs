@@ -29,6 +29,7 @@ mod reconnect;
 mod registration;
 mod relay;
 mod restart;
+mod service_commands;
 mod slow_client;
 mod smoke;
 mod tls_reload;
