@@ -505,7 +505,10 @@ async fn check_password(
     }
     let result = verify_login(shared, username, password).await;
     match result {
-        Err(LoginError::Invalid) => shared.logins.failed(username, ip),
+        Err(LoginError::Invalid) => {
+            let slowdown = shared.logins.failed(username, ip);
+            tokio::time::sleep(slowdown).await;
+        }
         Ok(_) => shared.logins.succeeded(username),
         Err(_) => {}
     }

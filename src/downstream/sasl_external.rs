@@ -48,12 +48,12 @@ pub(crate) async fn login(
     };
     let Some(owner) = owner else {
         tracing::info!(%remote, "certificate login failed: unknown certificate");
-        shared.logins.failed(throttle_name, ip);
+        tokio::time::sleep(shared.logins.failed(throttle_name, ip)).await;
         return Err(LoginError::Invalid);
     };
     if !wanted.user.is_empty() && wanted.user != owner.username {
         tracing::info!(%remote, user = %owner.username, asked = %wanted.user, "certificate login failed: certificate of another user");
-        shared.logins.failed(throttle_name, ip);
+        tokio::time::sleep(shared.logins.failed(throttle_name, ip)).await;
         return Err(LoginError::Invalid);
     }
     if !owner.enabled {
