@@ -32,9 +32,11 @@ struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
-    /// Import users, networks and channels from another bouncer into the
-    /// database of --config, then exit. Run it with tether stopped (or
-    /// restart tether afterwards); running it again creates nothing twice.
+    /// Import users, networks and channels from soju or ZNC, then exit.
+    ///
+    /// Writes into the database named by --config. Run it with tether
+    /// stopped, or restart tether afterwards; running it again creates
+    /// nothing twice.
     Import {
         #[command(subcommand)]
         from: ImportFrom,
@@ -152,7 +154,7 @@ fn import(from: ImportFrom, config_path: &std::path::Path) -> anyhow::Result<()>
         let db = tether::db::Db::open(db_path)
             .with_context(|| format!("opening {}", db_path.display()))?;
         let mut progress = |done: usize, total: usize| {
-            if done % 100 == 0 && done < total {
+            if done.is_multiple_of(100) && done < total {
                 eprintln!("  {done}/{total} users");
             }
         };

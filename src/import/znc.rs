@@ -69,7 +69,7 @@ pub fn read(path: &Path) -> Result<Source, ImportError> {
         ..Source::default()
     };
     source.notes.push(
-        "ZNC password hashes cannot be verified by tether: new users get a random password (listed below); existing users keep theirs"
+        "ZNC password hashes cannot be verified by tether: each new user gets a random password, shown once; existing users keep theirs"
             .to_string(),
     );
     if root.sections("Listener").next().is_some() || root.values("LoadModule").next().is_some() {

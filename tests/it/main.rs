@@ -19,6 +19,7 @@ mod chathistory;
 mod crash;
 mod db_faults;
 mod history;
+mod import;
 mod interop;
 mod interop_ircv3;
 mod labeled;
