@@ -4,8 +4,8 @@
 //! name under the default casemapping), read markers by (network, target).
 //!
 //! - A new user is created with the source's password ([`Password`]).
-//!   An existing user keeps their password; their admin flag and enabled
-//!   state follow the source, and so do nick, realname and network limit
+//!   An existing user keeps their password; their admin flag follows the
+//!   source, and so do the enabled state, nick, realname and network limit
 //!   when the source has them.
 //! - A new network is created as the source describes it. An existing one
 //!   takes every setting the source has (address, enabled state, and each
@@ -73,6 +73,11 @@ async fn apply_user(db: &Db, mut user: SourceUser, report: &mut Report) -> Resul
     if let Err(why) = check_username(&name) {
         report.users.skipped += 1;
         report.networks.skipped += user.networks.len();
+        report.channels.skipped += user
+            .networks
+            .iter()
+            .map(|n| n.channels.len())
+            .sum::<usize>();
         report.note(Some(&name), None, format!("not imported: {why}"));
         return Ok(());
     }
@@ -99,7 +104,7 @@ async fn apply_user(db: &Db, mut user: SourceUser, report: &mut Report) -> Resul
                     username: name.clone(),
                     password_hash,
                     admin: user.admin,
-                    enabled: user.enabled,
+                    enabled: user.enabled.unwrap_or(true),
                     nick: user.nick.clone(),
                     realname: user.realname.clone(),
                     max_networks: user.max_networks,
@@ -112,7 +117,7 @@ async fn apply_user(db: &Db, mut user: SourceUser, report: &mut Report) -> Resul
         Some(existing) => {
             let mut merged = UserRecord {
                 admin: user.admin,
-                enabled: user.enabled,
+                enabled: user.enabled.unwrap_or(existing.enabled),
                 ..existing.clone()
             };
             set_if_some(&mut merged.nick, &user.nick);
@@ -429,6 +434,10 @@ mod tests {
 
         let user = db.get_user("alice").await.unwrap().unwrap();
         assert!(user.admin);
+        assert!(
+            user.enabled,
+            "a source without enabled state creates enabled users"
+        );
         assert_eq!(user.nick.as_deref(), Some("al"));
         let nets = db.list_networks(user.id).await.unwrap();
         assert_eq!(nets.len(), 1);
@@ -460,6 +469,7 @@ mod tests {
         let mut user = db.get_user("alice").await.unwrap().unwrap();
         user.password_hash = Some("$argon2id$changed".into());
         user.realname = Some("Alice".into());
+        user.enabled = false;
         db.update_user(user.clone()).await.unwrap();
         let mut net = db.list_networks(user.id).await.unwrap().remove(0);
         net.client_cert = Some("cert".into());
@@ -489,6 +499,10 @@ mod tests {
         assert!(!after.admin);
         assert_eq!(after.password_hash.as_deref(), Some("$argon2id$changed"));
         assert_eq!(after.realname.as_deref(), Some("Alice"));
+        assert!(
+            !after.enabled,
+            "the source has no enabled state: tether's is kept"
+        );
         let nets = db.list_networks(user.id).await.unwrap();
         assert_eq!(nets[0].nick.as_deref(), Some("alice2"));
         assert_eq!(nets[0].client_cert.as_deref(), Some("cert"));

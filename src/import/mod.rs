@@ -120,7 +120,9 @@ pub struct SourceUser {
     /// Only used when the user is created; an existing user keeps theirs.
     pub password: Password,
     pub admin: bool,
-    pub enabled: bool,
+    /// `None` when the source has no such setting: a new user is enabled,
+    /// an existing one keeps its state.
+    pub enabled: Option<bool>,
     pub nick: Option<String>,
     pub realname: Option<String>,
     pub max_networks: Option<u32>,
@@ -130,13 +132,13 @@ pub struct SourceUser {
 }
 
 impl SourceUser {
-    /// An enabled, non-admin user without password or networks.
+    /// A non-admin user without password, networks or enabled state.
     pub fn new(username: impl Into<String>) -> SourceUser {
         SourceUser {
             username: username.into(),
             password: Password::Disabled,
             admin: false,
-            enabled: true,
+            enabled: None,
             nick: None,
             realname: None,
             max_networks: None,

@@ -141,7 +141,7 @@ impl Reader {
                 ("admin", "0"),
                 ("realname", "NULL"),
                 ("nick", "NULL"),
-                ("enabled", "1"),
+                ("enabled", "NULL"),
                 ("max_networks", "-1"),
             ],
         )?;
@@ -166,7 +166,8 @@ impl Reader {
             user.admin = flag(row, 3, false);
             user.realname = text(row, 4);
             user.nick = text(row, 5);
-            user.enabled = flag(row, 6, true);
+            // Old schemas have no such column: every user was enabled.
+            user.enabled = Some(flag(row, 6, true));
             user.max_networks = int(row, 7).and_then(|n| u32::try_from(n).ok());
             index.insert(id, source.users.len());
             source.users.push(user);
@@ -560,7 +561,8 @@ mod tests {
         assert_eq!(source.users.len(), 3);
         let ann = &source.users[0];
         assert_eq!(ann.password, Password::Hash("$2a$10$xyz".into()));
-        assert!(ann.admin && ann.enabled);
+        assert!(ann.admin);
+        assert_eq!(ann.enabled, Some(true));
         assert_eq!(ann.max_networks, None);
         assert_eq!(ann.networks.len(), 2);
         let libera = &ann.networks[0];
