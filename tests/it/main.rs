@@ -20,6 +20,7 @@ mod crash;
 mod db_faults;
 mod device_certs;
 mod history;
+mod import;
 mod interop;
 mod interop_ircv3;
 mod labeled;
