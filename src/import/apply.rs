@@ -147,6 +147,42 @@ async fn apply_user(db: &Db, mut user: SourceUser, report: &mut Report) -> Resul
     for net in user.networks {
         apply_network(db, &name, user_id, &mut existing, net, report).await?;
     }
+    apply_device_certs(db, &name, user_id, &user.device_certs, report).await
+}
+
+/// Register the user's device certificates that tether does not know yet.
+async fn apply_device_certs(
+    db: &Db,
+    name: &str,
+    user_id: i64,
+    certs: &[(String, String)],
+    report: &mut Report,
+) -> Result<(), ImportError> {
+    if certs.is_empty() {
+        return Ok(());
+    }
+    let known = db.list_device_certs(user_id).await?;
+    for (fingerprint, label) in certs {
+        if known.iter().any(|c| &c.fingerprint == fingerprint) {
+            report.device_certs.unchanged += 1;
+            continue;
+        }
+        match db
+            .add_device_cert(user_id, fingerprint.clone(), label.clone())
+            .await
+        {
+            Ok(()) => report.device_certs.created += 1,
+            Err(crate::db::DbError::Conflict(_)) => {
+                report.device_certs.skipped += 1;
+                report.note(
+                    Some(name),
+                    None,
+                    format!("device certificate {label:?} not carried: another tether user has it"),
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(())
 }
 

@@ -127,6 +127,8 @@ pub struct SourceUser {
     pub realname: Option<String>,
     pub max_networks: Option<u32>,
     pub networks: Vec<SourceNetwork>,
+    /// Device certificates: (lowercase hex SHA-512, label).
+    pub device_certs: Vec<(String, String)>,
     /// What could not be carried over for this user.
     pub notes: Vec<String>,
 }
@@ -143,6 +145,7 @@ impl SourceUser {
             realname: None,
             max_networks: None,
             networks: Vec::new(),
+            device_certs: Vec::new(),
             notes: Vec::new(),
         }
     }

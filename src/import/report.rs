@@ -57,6 +57,7 @@ pub struct Report {
     pub networks: Counts,
     pub channels: Counts,
     pub read_markers: Counts,
+    pub device_certs: Counts,
     /// What could not be carried over, in source order.
     pub notes: Vec<Note>,
     /// `(username, password)` of users created with a random password.
@@ -75,9 +76,15 @@ impl Report {
     /// Whether the second run of an import would change nothing: nothing
     /// was created or updated.
     pub fn is_no_op(&self) -> bool {
-        [self.users, self.networks, self.channels, self.read_markers]
-            .iter()
-            .all(|c| c.created == 0 && c.updated == 0)
+        [
+            self.users,
+            self.networks,
+            self.channels,
+            self.read_markers,
+            self.device_certs,
+        ]
+        .iter()
+        .all(|c| c.created == 0 && c.updated == 0)
     }
 }
 
@@ -88,6 +95,7 @@ impl fmt::Display for Report {
         writeln!(f, "  networks:     {}", self.networks)?;
         writeln!(f, "  channels:     {}", self.channels)?;
         writeln!(f, "  read markers: {}", self.read_markers)?;
+        writeln!(f, "  device certificates: {}", self.device_certs)?;
         if self.notes.is_empty() {
             writeln!(f, "Everything was carried over.")?;
         } else {

@@ -1,10 +1,11 @@
 //! Reading a soju SQLite database (opened read-only) into a [`Source`].
 //!
-//! Tables used: `User`, `Network`, `Channel`, `ReadReceipt`. Older soju
-//! schemas lack some columns (checked with `PRAGMA table_info`); a missing
-//! column reads as soju's default. Counted and reported as not carried
-//! over: chat history in `Message`, `DeliveryReceipt`s, `DeviceCertificate`s,
-//! pinned or muted `MessageTarget`s and web push subscriptions.
+//! Tables used: `User`, `Network`, `Channel`, `ReadReceipt`,
+//! `DeviceCertificate` (SHA-512 digests, as tether's). Older soju schemas
+//! lack some columns (checked with `PRAGMA table_info`); a missing column
+//! reads as soju's default. Counted and reported as not carried over: chat
+//! history in `Message`, `DeliveryReceipt`s, pinned or muted
+//! `MessageTarget`s and web push subscriptions.
 //!
 //! Conversions: bcrypt password hashes are kept (tether verifies them);
 //! SASL EXTERNAL certificates and keys (DER) become PEM; `detach_after`
@@ -343,18 +344,27 @@ impl Reader {
         if !self.tables.contains("DeviceCertificate") {
             return Ok(());
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT \"user\", count(*) FROM \"DeviceCertificate\" GROUP BY \"user\"")?;
+        let sql = self.select(
+            "DeviceCertificate",
+            &[("user", "NULL"), ("fingerprint", "NULL"), ("label", "''")],
+        )?;
+        let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let (Some(user_id), Some(n)) = (int(row, 0), int(row, 1)) else {
+            let Some(&u) = int(row, 0).and_then(|id| users.get(&id)) else {
                 continue;
             };
-            if let Some(&u) = users.get(&user_id) {
-                source.users[u].notes.push(format!(
-                    "{n} device certificate(s) not carried: register them again in tether"
-                ));
+            let label = text(row, 2).unwrap_or_default();
+            // soju keys device certificates by the SHA-512 of the
+            // certificate, as tether does; it stores the raw digest.
+            match blob(row, 1).filter(|fp| fp.len() == 64) {
+                Some(fp) => {
+                    let hex: String = fp.iter().map(|b| format!("{b:02x}")).collect();
+                    source.users[u].device_certs.push((hex, label));
+                }
+                None => source.users[u].notes.push(format!(
+                    "device certificate {label:?} not carried: not a SHA-512 fingerprint"
+                )),
             }
         }
         Ok(())

@@ -195,7 +195,8 @@ fn write_soju_db(path: &Path, fake_addr: &str, id: &Identity) {
            VALUES (10, '#tether', '2024-05-01T12:00:00.000Z'),
                   (10, 'dan', '2024-05-02T00:00:00.500Z');
            INSERT INTO "DeviceCertificate" ("user", label, fingerprint)
-           VALUES (2, 'laptop', x'0102');
+           VALUES (2, 'laptop', x'0102'),
+                  (2, 'phone', x'abababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab');
            INSERT INTO "DeliveryReceipt" (network, target, client, internal_msgid)
            VALUES (10, '#tether', 'phone', '42');
            INSERT INTO "MessageTarget" (id, network, target, pinned) VALUES (1, 10, '#tether', 1);
@@ -243,12 +244,13 @@ async fn soju_database_is_imported_once_and_works() {
     assert_eq!(report.networks, counts(3, 0, 0, 1), "{report}");
     assert_eq!(report.channels, counts(3, 0, 0, 1), "{report}");
     assert_eq!(report.read_markers, counts(2, 0, 0, 0), "{report}");
+    assert_eq!(report.device_certs, counts(1, 0, 0, 0), "{report}");
     let text = report.to_string();
     for expected in [
         "2 message(s) of chat history",
         "1 delivery receipt(s)",
         "1 pinned, muted or blocked conversation(s)",
-        "user bob: 1 device certificate(s) not carried",
+        "user bob: device certificate \"laptop\" not carried: not a SHA-512 fingerprint",
         "user bob, network 127.0.0.1: server certificate pin",
         "user bob, network 127.0.0.1: auto-away was off",
         "user carol, network sock: not imported: unsupported address scheme",
@@ -273,6 +275,10 @@ async fn soju_database_is_imported_once_and_works() {
     assert_eq!(alice.max_networks, None);
     let bob = db.get_user("bob").await.unwrap().expect("bob imported");
     assert_eq!(bob.max_networks, Some(5));
+    let certs = db.list_device_certs(bob.id).await.unwrap();
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    assert_eq!(certs[0].fingerprint, "ab".repeat(64));
+    assert_eq!(certs[0].label, "phone");
     assert!(!bob.admin);
     let carol = db.get_user("carol").await.unwrap().expect("carol imported");
     assert_eq!(carol.password_hash, None);
@@ -347,6 +353,7 @@ async fn soju_database_is_imported_once_and_works() {
     assert_eq!(again.networks, counts(0, 0, 3, 1), "{again}");
     assert_eq!(again.channels, counts(0, 0, 3, 1), "{again}");
     assert_eq!(again.read_markers, counts(0, 0, 2, 0), "{again}");
+    assert_eq!(again.device_certs, counts(0, 0, 1, 0), "{again}");
     let db = Db::open(&db_path).unwrap();
     assert_eq!(db.count_users().await.unwrap(), 3);
     assert_eq!(db.list_networks(alice.id).await.unwrap().len(), 2);
