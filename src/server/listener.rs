@@ -179,13 +179,17 @@ async fn accept_tcp(
         tracker.spawn(async move {
             let _permit = permit;
             let trusted = shared.config.access.trusts_proxy(peer.ip());
-            let Some((stream, remote)) = proxied::accept(stream, trusted, peer.to_string()).await
+            let direct = peer.to_string();
+            let Some((stream, remote)) = proxied::accept(stream, trusted, direct.clone()).await
             else {
                 return;
             };
+            // HTTP forwarding headers are the proxy's only when it did not
+            // speak for a client with a PROXY header already.
+            let http_proxy = trusted && remote == direct;
             let Some(acceptor) = acceptor else {
                 if websocket {
-                    crate::server::websocket::serve(shared, stream, remote).await;
+                    crate::server::websocket::serve(shared, stream, remote, http_proxy).await;
                 } else {
                     let (head, stream) = stream.into_parts();
                     let (r, w) = stream.into_split();
@@ -210,18 +214,23 @@ async fn accept_tcp(
                     return;
                 }
             };
-            serve_stream(shared, tls, websocket, remote).await;
+            serve_stream(shared, tls, websocket, remote, http_proxy).await;
         });
     }
 }
 
 /// Serve a client on a stream that is not split yet (TLS).
-async fn serve_stream<S>(shared: Arc<Shared>, stream: S, websocket: bool, remote: String)
-where
+async fn serve_stream<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    websocket: bool,
+    remote: String,
+    http_proxy: bool,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if websocket {
-        crate::server::websocket::serve(shared, stream, remote).await;
+        crate::server::websocket::serve(shared, stream, remote, http_proxy).await;
     } else {
         let (r, w) = tokio::io::split(stream);
         let (read, write): (BoxRead, BoxWrite) = (Box::new(r), Box::new(w));

@@ -1,13 +1,15 @@
 //! The running bouncer: listeners and their accept loops ([`listener`]),
 //! WebSocket clients ([`websocket`], [`origin`]), TLS certificate reload
 //! ([`tls`]), the admin socket ([`admin`]), PROXY-protocol headers from
-//! trusted proxies ([`proxy_protocol`], [`proxied`]), the ident server
+//! trusted proxies ([`proxy_protocol`], [`proxied`]) and HTTP forwarding
+//! headers from them ([`forwarded`]), the ident server
 //! ([`ident`]), the
 //! state every task shares ([`Shared`]: configuration, database, the
 //! registry of user actors) and graceful shutdown.
 
 pub mod admin;
 pub mod alloc;
+pub mod forwarded;
 pub mod ident;
 pub mod listener;
 pub mod login_limit;

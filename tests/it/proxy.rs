@@ -285,3 +285,67 @@ async fn header_before_the_tls_handshake() {
     assert_eq!(error_text(&seen), INVALID);
     tether.shutdown().await;
 }
+
+/// One failed login over WebSocket, with an `X-Forwarded-For` header if
+/// given; the text of the `ERROR` that ends it.
+async fn ws_fail(addr: SocketAddr, forwarded_for: Option<&str>, user: &str) -> String {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let mut request = format!("ws://{addr}/")
+        .into_client_request()
+        .expect("request");
+    if let Some(xff) = forwarded_for {
+        request.headers_mut().insert(
+            "X-Forwarded-For",
+            HeaderValue::from_str(xff).expect("header"),
+        );
+    }
+    let tcp = timeout(TIMEOUT, TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let (mut ws, _) = timeout(TIMEOUT, tokio_tungstenite::client_async(request, tcp))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    for line in [
+        "PASS wrong".to_string(),
+        format!("NICK {user}"),
+        format!("USER {user} 0 * :{user}"),
+    ] {
+        ws.send(WsMessage::Text(line.into())).await.expect("send");
+    }
+    loop {
+        match timeout(TIMEOUT, ws.next()).await.expect("reply in time") {
+            Some(Ok(WsMessage::Text(t))) => {
+                let msg: Message = t.as_str().parse().expect("IRC line");
+                if msg.command == "ERROR" {
+                    return msg.params[0].clone();
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return String::new(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_behind_a_trusted_http_proxy_uses_its_forwarded_address() {
+    let extra = format!("listen ws+insecure://127.0.0.1:0\naccept-proxy-ip localhost\n{LIMITS}");
+    let tether = Tether::start_with(temp_dir("tether-it-"), &extra).await;
+    let ws = tether.server().websocket_addr().expect("ws listener");
+    // The entry the client wrote itself (first) is not the one used.
+    let chain = "10.1.1.1, 203.0.113.8";
+    assert_eq!(ws_fail(ws, Some(chain), "guess1").await, INVALID);
+    assert_eq!(
+        ws_fail(ws, Some("10.2.2.2, 203.0.113.8"), "guess2").await,
+        INVALID
+    );
+    assert_eq!(ws_fail(ws, Some(chain), "guess3").await, THROTTLED);
+    assert_eq!(ws_fail(ws, Some("10.1.1.1"), "guess4").await, INVALID);
+    assert_eq!(ws_fail(ws, None, "guess5").await, INVALID);
+    tether.shutdown().await;
+}
