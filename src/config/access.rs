@@ -359,6 +359,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn config_example_lines_parse() {
+        let uncommented: String = include_str!("../../config.example")
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| {
+                DIRECTIVES.iter().any(|d| l.starts_with(&format!("{d} ")))
+                    || *l == "listen ident://"
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            uncommented.lines().count(),
+            DIRECTIVES.len() + 1,
+            "{uncommented}"
+        );
+        let c = Config::parse_str(&uncommented).expect("config.example lines");
+        assert!(c.access.accept_proxy_unix);
+        assert!(c.access.upstream_user_ip.v4.is_some() && c.access.upstream_user_ip.v6.is_some());
+    }
+
     fn errors(text: &str) -> String {
         match Config::parse_str(text) {
             Ok(_) => panic!("{text:?} accepted"),
