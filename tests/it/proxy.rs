@@ -349,3 +349,17 @@ async fn websocket_behind_a_trusted_http_proxy_uses_its_forwarded_address() {
     assert_eq!(ws_fail(ws, None, "guess5").await, INVALID);
     tether.shutdown().await;
 }
+
+#[tokio::test]
+async fn admin_socket_takes_a_header_with_accept_proxy_unix() {
+    let tether = Tether::start_with(temp_dir("tether-it-"), "accept-proxy-unix true\n").await;
+    let mut admin = IrcStream::connect_unix(&tether.admin_path).await;
+    admin.send_raw(&v2("203.0.113.9:1234")).await;
+    admin.send("BOUNCERSERV user status").await;
+    admin
+        .expect("BOUNCERSERV OK", |m| {
+            m.command == "BOUNCERSERV" && m.param(0) == Some("OK")
+        })
+        .await;
+    tether.shutdown().await;
+}
