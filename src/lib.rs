@@ -7,8 +7,8 @@
 //! - [`config`]: the scfg parser and the typed, validated configuration.
 //! - [`db`]: SQLite persistence; one thread owns the write connection.
 //! - [`auth`]: password hashing (argon2id) and verification (argon2, bcrypt).
-//! - [`server`]: listeners (TCP, TLS, unix, admin socket), accept loop,
-//!   connection limit, TLS certificate reload, shutdown.
+//! - [`server`]: listeners (TCP, TLS, unix, admin socket, ident), accept
+//!   loop, PROXY protocol, connection limit, TLS certificate reload, shutdown.
 //! - [`conn`]: the reader and writer pump tasks of one connection.
 //! - [`user`]: the per-user actor that owns all of a user's state.
 //! - [`upstream`]: tether as an IRC client: dial, register, track state.

@@ -25,10 +25,12 @@
 //! | `message-user-limit <n>` | stored messages kept per user |
 //! | `client-flood-burst`, `-rate`, `-excess-after` | command rate limit of client connections, see [`limits`] |
 //! | `login-limit-user-failures`, `-address-failures`, `-window`, `-lockout`, `-max-lockout` | failed-login throttling, see [`limits`] |
+//! | `accept-proxy-ip <cidr>...`, `accept-proxy-unix`, `upstream-user-ip <cidr>...` | trusted PROXY senders, per-user source addresses, see [`access`] |
 //!
 //! Paths are kept exactly as written, so relative paths are relative to the
 //! daemon's working directory.
 
+pub mod access;
 pub mod limits;
 pub mod scfg;
 
@@ -37,6 +39,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use access::{Access, Cidr};
 pub use limits::{ClientFlood, LoginLimit};
 use scfg::{Directive, ScfgError};
 
@@ -60,6 +63,8 @@ pub const DEFAULT_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_HISTORY_RING_SIZE: usize = 4096;
 /// Default `backlog-limit`.
 pub const DEFAULT_BACKLOG_LIMIT: usize = 4000;
+/// Default port of `ident://` listeners (RFC 1413).
+pub const DEFAULT_IDENT_PORT: u16 = 113;
 /// Default of `db sqlite3 <path>`.
 pub const DEFAULT_DB_PATH: &str = "tether.db";
 
@@ -117,6 +122,13 @@ pub enum Listener {
         /// Socket path.
         path: PathBuf,
     },
+    /// `ident://[host][:port]`: an RFC 1413 ident server answering for
+    /// tether's upstream connections. Default port [`DEFAULT_IDENT_PORT`],
+    /// default host `0.0.0.0`.
+    Ident {
+        /// `host:port` suitable for `TcpListener::bind`.
+        addr: String,
+    },
 }
 
 impl Listener {
@@ -165,9 +177,12 @@ impl Listener {
                     path: PathBuf::from(path),
                 })
             }
+            "ident" => Ok(Listener::Ident {
+                addr: any_addr(rest, DEFAULT_IDENT_PORT)?,
+            }),
             other => Err(format!(
                 "unknown listener scheme {other:?} in {uri:?} \
-                 (expected ircs, irc, irc+insecure, wss, ws, ws+insecure, unix or unix+admin)"
+                 (expected ircs, irc, irc+insecure, wss, ws, ws+insecure, unix, unix+admin or ident)"
             )),
         }
     }
@@ -196,6 +211,7 @@ impl Listener {
             Listener::WsInsecure { .. } => "ws+insecure",
             Listener::Unix { .. } => "unix",
             Listener::UnixAdmin { .. } => "unix+admin",
+            Listener::Ident { .. } => "ident",
         }
     }
 }
@@ -238,6 +254,7 @@ impl fmt::Display for Listener {
             Listener::WsInsecure { addr } => write!(f, "ws+insecure://{addr}"),
             Listener::Unix { path } => write!(f, "unix://{}", path.display()),
             Listener::UnixAdmin { path } => write!(f, "unix+admin://{}", path.display()),
+            Listener::Ident { addr } => write!(f, "ident://{addr}"),
         }
     }
 }
@@ -382,6 +399,9 @@ pub struct Config {
     /// certificate, and users may log in with a registered one (SASL
     /// EXTERNAL, `device-certificate`).
     pub client_cert_auth: bool,
+    /// Trusted proxies and per-user source addresses: `accept-proxy-ip`,
+    /// `accept-proxy-unix`, `upstream-user-ip`.
+    pub access: Access,
 }
 
 /// Timings of upstream dead-link detection.
@@ -425,6 +445,7 @@ impl Default for Config {
             client_cert_auth: false,
             client_flood: ClientFlood::default(),
             login_limit: LoginLimit::default(),
+            access: Access::default(),
         }
     }
 }
@@ -609,7 +630,11 @@ impl Builder {
             "message-user-limit" => "message-user-limit",
             "backlog-limit" => "backlog-limit",
             "client-cert-auth" => "client-cert-auth",
-            other => match limits::DIRECTIVES.iter().find(|n| **n == other) {
+            other => match limits::DIRECTIVES
+                .iter()
+                .chain(access::DIRECTIVES.iter())
+                .find(|n| **n == other)
+            {
                 Some(n) => n,
                 None => {
                     self.error(d.line, format!("unknown directive {other:?}"));
@@ -803,6 +828,7 @@ impl Builder {
                     ),
                 }
             }
+            access if access::DIRECTIVES.contains(&access) => self.access_directive(d, access),
             limit => self.limit_directive(d, limit),
         }
     }

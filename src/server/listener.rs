@@ -1,8 +1,11 @@
 //! Binding listeners and their accept loops: TCP (plain or TLS, IRC or
-//! WebSocket), unix sockets for IRC, and the admin socket. Every accepted connection holds a
+//! WebSocket), unix sockets for IRC, the admin socket and the ident
+//! server. Every accepted connection holds a
 //! permit of the connection limit for its lifetime; one over the limit gets
 //! `ERROR` and is closed. Temporary accept errors (such as running out of
-//! file descriptors) back off instead of spinning.
+//! file descriptors) back off instead of spinning. A connection from a
+//! trusted proxy first has its PROXY header taken off ([`super::proxied`]),
+//! before any TLS handshake.
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Listener;
 use crate::conn::{BoxRead, BoxWrite};
+use crate::server::proxied::{self, Prefixed};
 use crate::server::{Bound, ServerError, Shared};
 
 /// Time allowed for a TLS handshake.
@@ -51,6 +55,21 @@ pub async fn bind(
             let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
             let websocket = listener.is_websocket();
             let task = tokio::spawn(accept_tcp(shared, tcp, acceptor, websocket, limit, tracker));
+            Ok((
+                Bound::Tcp {
+                    listener,
+                    addr: local,
+                },
+                task,
+            ))
+        }
+        Listener::Ident { addr } => {
+            let tcp = TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_error(&listener, e))?;
+            let local = tcp.local_addr().map_err(|e| bind_error(&listener, e))?;
+            tracing::info!("listening on ident://{local}");
+            let task = tokio::spawn(accept_ident(shared, tcp, limit, tracker));
             Ok((
                 Bound::Tcp {
                     listener,
@@ -159,15 +178,24 @@ async fn accept_tcp(
         let acceptor = acceptor.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            let remote = peer.to_string();
+            let trusted = shared.config.access.trusts_proxy(peer.ip());
+            let direct = peer.to_string();
+            let Some((stream, remote)) = proxied::accept(stream, trusted, direct.clone()).await
+            else {
+                return;
+            };
+            // HTTP forwarding headers are the proxy's only when it did not
+            // speak for a client with a PROXY header already.
+            let http_proxy = trusted && remote == direct;
             let Some(acceptor) = acceptor else {
                 if websocket {
-                    crate::server::websocket::serve(shared, stream, remote, None).await;
+                    crate::server::websocket::serve(shared, stream, remote, http_proxy, None).await;
                 } else {
+                    let (head, stream) = stream.into_parts();
                     let (r, w) = stream.into_split();
                     crate::downstream::registration::serve(
                         shared,
-                        Box::new(r),
+                        with_head(head, r),
                         Box::new(w),
                         remote,
                         None,
@@ -188,7 +216,7 @@ async fn accept_tcp(
                 }
             };
             let cert = crate::server::client_cert::peer_fingerprint(tls.get_ref().1);
-            serve_stream(shared, tls, websocket, remote, cert).await;
+            serve_stream(shared, tls, websocket, remote, http_proxy, cert).await;
         });
     }
 }
@@ -200,12 +228,13 @@ async fn serve_stream<S>(
     stream: S,
     websocket: bool,
     remote: String,
+    http_proxy: bool,
     cert: Option<String>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if websocket {
-        crate::server::websocket::serve(shared, stream, remote, cert).await;
+        crate::server::websocket::serve(shared, stream, remote, http_proxy, cert).await;
     } else {
         let (r, w) = tokio::io::split(stream);
         let (read, write): (BoxRead, BoxWrite) = (Box::new(r), Box::new(w));
@@ -228,18 +257,75 @@ async fn accept_unix(
         let shared = shared.clone();
         tracker.spawn(async move {
             let _permit = permit;
+            let trusted = shared.config.access.accept_proxy_unix;
+            let Some((stream, remote)) = proxied::accept(stream, trusted, "unix".to_string()).await
+            else {
+                return;
+            };
+            let (head, stream) = stream.into_parts();
             let (r, w) = stream.into_split();
             if admin {
-                crate::server::admin::serve(shared, Box::new(r), Box::new(w)).await;
+                tracing::debug!(%remote, "admin connection");
+                crate::server::admin::serve(shared, with_head(head, r), Box::new(w)).await;
             } else {
                 crate::downstream::registration::serve(
                     shared,
-                    Box::new(r),
+                    with_head(head, r),
                     Box::new(w),
-                    "unix".to_string(),
+                    remote,
                     None,
                 )
                 .await;
+            }
+        });
+    }
+}
+
+/// A read half with the bytes read ahead of it (while looking for a PROXY
+/// header) put back in front.
+fn with_head<R>(head: Vec<u8>, read: R) -> BoxRead
+where
+    R: AsyncRead + Send + Unpin + 'static,
+{
+    if head.is_empty() {
+        Box::new(read)
+    } else {
+        Box::new(Prefixed::new(head, read))
+    }
+}
+
+/// The ident server's accept loop. Over the connection limit a query is
+/// simply not answered (the connection is closed at once).
+async fn accept_ident(
+    shared: Arc<Shared>,
+    tcp: TcpListener,
+    limit: Arc<Semaphore>,
+    tracker: TaskTracker,
+) {
+    let mut backoff = AcceptBackoff(Duration::ZERO);
+    while let Some((stream, peer)) = accept_next(&shared, &mut backoff, || tcp.accept()).await {
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            continue;
+        };
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let local = stream.local_addr().ok().map(|a| a.ip());
+            let direct = peer.to_string();
+            let trusted = shared.config.access.trusts_proxy(peer.ip());
+            let Some((stream, remote)) = proxied::accept(stream, trusted, direct.clone()).await
+            else {
+                return;
+            };
+            // Behind a proxy, the address the query came in on is the
+            // proxy's business; only the asker's is known.
+            let local = if remote == direct { local } else { None };
+            let asker = crate::server::login_limit::remote_ip(&remote);
+            let (head, stream) = stream.into_parts();
+            let (r, w) = stream.into_split();
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => {}
+                () = crate::server::ident::serve(shared.ident.clone(), with_head(head, r), w, asker, local) => {}
             }
         });
     }

@@ -1,15 +1,22 @@
 //! The running bouncer: listeners and their accept loops ([`listener`]),
 //! WebSocket clients ([`websocket`], [`origin`]), TLS certificate reload
-//! ([`tls`]), the admin socket ([`admin`]), the
+//! ([`tls`]), the admin socket ([`admin`]), PROXY-protocol headers from
+//! trusted proxies ([`proxy_protocol`], [`proxied`]) and HTTP forwarding
+//! headers from them ([`forwarded`]), the ident server
+//! ([`ident`]), the
 //! state every task shares ([`Shared`]: configuration, database, the
 //! registry of user actors) and graceful shutdown.
 
 pub mod admin;
 pub mod alloc;
 pub mod client_cert;
+pub mod forwarded;
+pub mod ident;
 pub mod listener;
 pub mod login_limit;
 pub mod origin;
+pub mod proxied;
+pub mod proxy_protocol;
 pub mod retention;
 pub mod tls;
 pub mod websocket;
@@ -61,6 +68,8 @@ pub struct Shared {
     pub sts: crate::upstream::sts::StsPolicies,
     /// Failed-login records (password guessing throttle).
     pub logins: login_limit::LoginThrottle,
+    /// Open upstream connections, for the ident server.
+    pub ident: Arc<ident::IdentRegistry>,
     users: Mutex<HashMap<String, UserHandle>>,
     user_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_client: AtomicU64,
@@ -153,6 +162,7 @@ impl Server {
         let shared = Arc::new(Shared {
             connection_limit,
             logins: login_limit::LoginThrottle::new(config.login_limit),
+            ident: ident::IdentRegistry::new(),
             sts,
             config,
             db,
@@ -220,6 +230,17 @@ impl Server {
         self.bound.iter().find_map(|b| match b {
             Bound::Tcp {
                 listener: Listener::Ircs { .. },
+                addr,
+            } => Some(*addr),
+            _ => None,
+        })
+    }
+
+    /// Bound address of the first ident listener.
+    pub fn ident_addr(&self) -> Option<SocketAddr> {
+        self.bound.iter().find_map(|b| match b {
+            Bound::Tcp {
+                listener: Listener::Ident { .. },
                 addr,
             } => Some(*addr),
             _ => None,

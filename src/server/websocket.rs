@@ -15,6 +15,9 @@
 //! bounded in both directions: a client that sends faster than tether reads
 //! waits, and one that reads slower than tether writes backs up into
 //! tether's client queue, where the usual slow-client policy applies.
+//!
+//! Behind a trusted HTTP reverse proxy, the client address it reports
+//! ([`super::forwarded`]) becomes the connection's remote address.
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -65,12 +68,21 @@ pub enum Framing {
 }
 
 /// Serve one WebSocket client on an accepted (and, for `wss`, decrypted)
-/// stream: upgrade, then run the client like any other.
-pub async fn serve<S>(shared: Arc<Shared>, stream: S, remote: String, cert: Option<String>)
-where
+/// stream: upgrade, then run the client like any other. With
+/// `proxy_trusted`, a client address in the request's `Forwarded` or
+/// `X-Forwarded-For` header replaces `remote`. `cert` is the fingerprint of
+/// the TLS client certificate presented, if any.
+pub async fn serve<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    remote: String,
+    proxy_trusted: bool,
+    cert: Option<String>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut framing = Framing::Text;
+    let mut forwarded = None;
     let origins = &shared.config.http_origins;
     // The callback's signature is tungstenite's: its error is the HTTP
     // response sent instead of the upgrade.
@@ -80,6 +92,9 @@ where
             Refused::Origin => refusal(StatusCode::FORBIDDEN, "Origin not allowed\n"),
         })?;
         framing = chosen;
+        if proxy_trusted {
+            forwarded = super::forwarded::client_address(request.headers());
+        }
         Ok(response)
     };
     let config = WebSocketConfig::default()
@@ -98,6 +113,13 @@ where
             tracing::debug!(%remote, "WebSocket handshake timed out");
             return;
         }
+    };
+    let remote = match forwarded {
+        Some(client) => {
+            tracing::debug!(proxy = %remote, %client, "forwarded WebSocket client");
+            client
+        }
+        None => remote,
     };
     let (client_side, bridge_side) = tokio::io::duplex(PIPE_BUFFER);
     let (read, write) = tokio::io::split(client_side);

@@ -1,4 +1,5 @@
-//! Dialing an IRC server (plain TCP or TLS as set up by [`super::tls`]) and the
+//! Dialing an IRC server (plain TCP or TLS as set up by [`super::tls`], from
+//! the address and with the ident [`super::source`] gives) and the
 //! reader pump of an upstream connection, which also detects a dead link:
 //! after [`Liveness::idle_probe`] of silence it asks the actor to send a
 //! PING, and after [`Liveness::ping_timeout`] more without any line it
@@ -15,6 +16,7 @@ use crate::config::Liveness;
 use crate::conn::{BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_writer};
 use crate::proto::codec::SERVER_LINE_MAX;
 use crate::proto::{Frame, Message};
+use crate::upstream::source::{DialSource, Registered, SourceError};
 use crate::upstream::tls::{TlsOptions, TlsSetupError, client_setup};
 use crate::upstream::{UpstreamAddr, UpstreamLink};
 use crate::user::{UpstreamEvent, UserEvent};
@@ -37,16 +39,28 @@ pub enum DialError {
     ServerName(String),
     #[error("server certificate fingerprint mismatch (got {0})")]
     PinMismatch(String),
+    #[error("{0}")]
+    Source(#[from] SourceError),
 }
 
-/// Open a connection to `addr`; `tls` applies when `addr.tls` is set.
-pub async fn dial(addr: &UpstreamAddr, tls: &TlsOptions) -> Result<(BoxRead, BoxWrite), DialError> {
+/// Open a connection to `addr` as `source` says; `tls` applies when
+/// `addr.tls` is set. The connection is registered with the ident server
+/// before anything is sent, for as long as its read half lives.
+pub async fn dial(
+    addr: &UpstreamAddr,
+    tls: &TlsOptions,
+    source: &DialSource,
+) -> Result<(BoxRead, BoxWrite), DialError> {
     let fut = async {
-        let tcp = TcpStream::connect((addr.host.as_str(), addr.port)).await?;
+        let tcp: TcpStream = source.connect(addr.host.as_str(), addr.port).await?;
         let _ = tcp.set_nodelay(true);
+        let ident = source.register(&tcp);
         if !addr.tls {
             let (r, w) = tcp.into_split();
-            return Ok::<(BoxRead, BoxWrite), DialError>((Box::new(r), Box::new(w)));
+            return Ok::<(BoxRead, BoxWrite), DialError>((
+                Registered::wrap(Box::new(r), ident),
+                Box::new(w),
+            ));
         }
         let name = rustls_pki_types::ServerName::try_from(addr.host.clone())
             .map_err(|_| DialError::ServerName(addr.host.clone()))?;
@@ -62,7 +76,7 @@ pub async fn dial(addr: &UpstreamAddr, tls: &TlsOptions) -> Result<(BoxRead, Box
             }
         };
         let (r, w) = tokio::io::split(stream);
-        Ok((Box::new(r), Box::new(w)))
+        Ok((Registered::wrap(Box::new(r), ident), Box::new(w)))
     };
     tokio::time::timeout(CONNECT_TIMEOUT, fut)
         .await
@@ -85,6 +99,8 @@ pub struct LinkOptions {
     pub flood: FloodControl,
     /// Reading pauses while this is false (see [`crate::user::flow`]).
     pub gate: tokio::sync::watch::Receiver<bool>,
+    /// Source address and ident of the connection.
+    pub source: DialSource,
 }
 
 /// Connect to a network after `delay` and pump its lines into the user's
@@ -102,6 +118,7 @@ pub fn spawn_connection(
         liveness,
         flood,
         gate,
+        source,
     } = link;
     let reader = ReaderOptions { liveness, gate };
     let span = tracing::info_span!("upstream", net, host = %addr.host);
@@ -127,7 +144,7 @@ pub fn spawn_connection(
             // Boxed: the TLS handshake's state is large and only lives
             // while dialing; inline it would stay part of the task for as
             // long as the link lasts.
-            let (read, write) = match Box::pin(dial(&addr, &tls)).await {
+            let (read, write) = match Box::pin(dial(&addr, &tls, &source)).await {
                 Ok(pair) => pair,
                 Err(e) => {
                     tracing::info!(error = %e, "connection failed");

@@ -1,6 +1,6 @@
 //! tether as an IRC client: dialing ([`connect`]) with the network's TLS
 //! settings ([`tls`], [`client_cert`]), Strict Transport Security
-//! ([`sts`]), registering with the server and tracking its state
+//! ([`sts`]), source addresses and ident ([`source`]), registering with the server and tracking its state
 //! ([`handlers`], one file per command), and the connection lifecycle of
 //! each network (connect, reconnect with exponential backoff and jitter,
 //! halt on a refused login).
@@ -9,6 +9,7 @@ pub mod client_cert;
 pub mod connect;
 pub mod handlers;
 pub mod monitor_sync;
+pub mod source;
 pub mod sts;
 pub mod tls;
 
@@ -96,6 +97,25 @@ impl UpstreamAddr {
     }
 }
 
+/// Who a user's upstream connections are (see [`source`]).
+fn dial_source(shared: &crate::server::Shared, user_id: i64) -> source::DialSource {
+    let config = &shared.config;
+    let ident_listener = config
+        .listeners
+        .iter()
+        .any(|l| matches!(l, crate::config::Listener::Ident { .. }));
+    source::DialSource {
+        user_id,
+        user_ip: config.access.upstream_user_ip,
+        ident: ident_listener.then(|| {
+            (
+                shared.ident.clone(),
+                crate::server::ident::ident_for_user(user_id).into(),
+            )
+        }),
+    }
+}
+
 impl UserActor {
     /// Add a loaded or newly created network to the actor (not connected).
     pub(crate) fn add_network(
@@ -140,6 +160,7 @@ impl UserActor {
             liveness: self.shared.config.upstream_liveness,
             flood: self.shared.config.upstream_flood,
             gate: net.read_gate.subscribe(),
+            source: dial_source(&self.shared, self.record.id),
         };
         let task =
             connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, delay, link);

@@ -446,6 +446,11 @@ impl TestClient {
         TestClient::from_stream(IrcStream::connect_unix(path).await, "")
     }
 
+    /// A client over an existing stream (e.g. TLS), not registered yet.
+    pub fn from_irc(irc: IrcStream) -> TestClient {
+        TestClient::from_stream(irc, "")
+    }
+
     fn from_stream(mut irc: IrcStream, nick: &str) -> TestClient {
         let label = if nick.is_empty() {
             format!("client ({})", irc.label())
