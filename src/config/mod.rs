@@ -25,10 +25,12 @@
 //! | `message-user-limit <n>` | stored messages kept per user |
 //! | `client-flood-burst`, `-rate`, `-excess-after` | command rate limit of client connections, see [`limits`] |
 //! | `login-limit-user-failures`, `-address-failures`, `-window`, `-lockout`, `-max-lockout` | failed-login throttling, see [`limits`] |
+//! | `upstream-connect-spacing <duration>` | least time between connection attempts to one upstream host, see [`connect`] |
 //!
 //! Paths are kept exactly as written, so relative paths are relative to the
 //! daemon's working directory.
 
+pub mod connect;
 pub mod limits;
 pub mod scfg;
 
@@ -378,6 +380,9 @@ pub struct Config {
     pub client_flood: ClientFlood,
     /// Failed-login throttling: the `login-limit-*` directives.
     pub login_limit: LoginLimit,
+    /// `upstream-connect-spacing`: least time between two connection
+    /// attempts to one upstream host; zero disables the spacing.
+    pub upstream_connect_spacing: Duration,
 }
 
 /// Timings of upstream dead-link detection.
@@ -420,6 +425,7 @@ impl Default for Config {
             upstream_flood: crate::conn::FloodControl::UPSTREAM,
             client_flood: ClientFlood::default(),
             login_limit: LoginLimit::default(),
+            upstream_connect_spacing: connect::DEFAULT_CONNECT_SPACING,
         }
     }
 }
@@ -603,7 +609,11 @@ impl Builder {
             "message-expiry" => "message-expiry",
             "message-user-limit" => "message-user-limit",
             "backlog-limit" => "backlog-limit",
-            other => match limits::DIRECTIVES.iter().find(|n| **n == other) {
+            other => match limits::DIRECTIVES
+                .iter()
+                .chain(connect::DIRECTIVES.iter())
+                .find(|n| **n == other)
+            {
                 Some(n) => n,
                 None => {
                     self.error(d.line, format!("unknown directive {other:?}"));
@@ -782,6 +792,7 @@ impl Builder {
                     ),
                 }
             }
+            spacing if connect::DIRECTIVES.contains(&spacing) => self.connect_directive(d, spacing),
             limit => self.limit_directive(d, limit),
         }
     }

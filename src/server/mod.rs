@@ -60,6 +60,9 @@ pub struct Shared {
     pub sts: crate::upstream::sts::StsPolicies,
     /// Failed-login records (password guessing throttle).
     pub logins: login_limit::LoginThrottle,
+    /// Spaces out upstream connection attempts per host
+    /// (`upstream-connect-spacing`).
+    pub connects: Arc<crate::upstream::schedule::ConnectScheduler>,
     users: Mutex<HashMap<String, UserHandle>>,
     user_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_client: AtomicU64,
@@ -151,6 +154,9 @@ impl Server {
         let shared = Arc::new(Shared {
             connection_limit,
             logins: login_limit::LoginThrottle::new(config.login_limit),
+            connects: Arc::new(crate::upstream::schedule::ConnectScheduler::new(
+                config.upstream_connect_spacing,
+            )),
             sts,
             config,
             db,

@@ -1,20 +1,24 @@
-//! Dialing an IRC server (plain TCP or TLS as set up by [`super::tls`]) and the
-//! reader pump of an upstream connection, which also detects a dead link:
+//! Dialing an IRC server (plain TCP or TLS as set up by [`super::tls`]),
+//! after the network's backoff and its turn in the shared
+//! [`super::schedule::ConnectScheduler`], and the reader pump of an upstream connection, which also detects a dead link:
 //! after [`Liveness::idle_probe`] of silence it asks the actor to send a
 //! PING, and after [`Liveness::ping_timeout`] more without any line it
 //! gives up. It stops reading while the network's read gate is closed
 //! (clients catching up, see [`crate::user::flow`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Liveness;
 use crate::conn::{BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_writer};
 use crate::proto::codec::SERVER_LINE_MAX;
 use crate::proto::{Frame, Message};
+use crate::upstream::schedule::ConnectScheduler;
 use crate::upstream::tls::{TlsOptions, TlsSetupError, client_setup};
 use crate::upstream::{UpstreamAddr, UpstreamLink};
 use crate::user::{UpstreamEvent, UserEvent};
@@ -87,15 +91,27 @@ pub struct LinkOptions {
     pub gate: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Connect to a network after `delay` and pump its lines into the user's
-/// events channel until the link ends.
+/// When a connection attempt may start, and how it is called off.
+pub struct AttemptStart {
+    /// The network's backoff before this attempt.
+    pub delay: Duration,
+    /// The per-host spacing of attempts, shared by every user.
+    pub scheduler: Arc<ConnectScheduler>,
+    /// Cancelled when the network gives the attempt up before it is
+    /// connected (deleted, updated, reconnected, user stopped): the task
+    /// leaves the scheduler's queue, or drops the half-open connection.
+    pub cancel: CancellationToken,
+}
+
+/// Connect to a network once `start` allows it and pump its lines into the
+/// user's events channel until the link ends.
 pub fn spawn_connection(
     events: mpsc::Sender<UserEvent>,
     net: i64,
     attempt: u64,
     addr: UpstreamAddr,
     tls: TlsOptions,
-    delay: Duration,
+    start: AttemptStart,
     link: LinkOptions,
 ) -> JoinHandle<()> {
     let LinkOptions {
@@ -103,13 +119,32 @@ pub fn spawn_connection(
         flood,
         gate,
     } = link;
+    let AttemptStart {
+        delay,
+        scheduler,
+        cancel: call_off,
+    } = start;
     let reader = ReaderOptions { liveness, gate };
     let span = tracing::info_span!("upstream", net, host = %addr.host);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
             if !delay.is_zero() {
                 tracing::info!(?delay, "reconnecting after delay");
-                tokio::time::sleep(delay).await;
+            }
+            let earliest = tokio::time::Instant::now() + delay;
+            let held = tokio::select! {
+                () = call_off.cancelled() => {
+                    tracing::debug!("connection attempt called off while waiting");
+                    return;
+                }
+                held = scheduler.wait_turn(&addr.host, earliest) => held,
+            };
+            if !held.is_zero() {
+                tracing::debug!(
+                    ?held,
+                    spacing = ?scheduler.spacing(),
+                    "connection attempt delayed by upstream-connect-spacing"
+                );
             }
             let send = |event| {
                 let events = events.clone();
@@ -127,7 +162,14 @@ pub fn spawn_connection(
             // Boxed: the TLS handshake's state is large and only lives
             // while dialing; inline it would stay part of the task for as
             // long as the link lasts.
-            let (read, write) = match Box::pin(dial(&addr, &tls)).await {
+            let dialed = tokio::select! {
+                () = call_off.cancelled() => {
+                    tracing::debug!("connection attempt called off while dialing");
+                    return;
+                }
+                dialed = Box::pin(dial(&addr, &tls)) => dialed,
+            };
+            let (read, write) = match dialed {
                 Ok(pair) => pair,
                 Err(e) => {
                     tracing::info!(error = %e, "connection failed");
