@@ -6,7 +6,6 @@
 //! gives up. It stops reading while the network's read gate is closed
 //! (clients catching up, see [`crate::user::flow`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -18,7 +17,7 @@ use crate::config::Liveness;
 use crate::conn::{BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_writer};
 use crate::proto::codec::SERVER_LINE_MAX;
 use crate::proto::{Frame, Message};
-use crate::upstream::schedule::ConnectScheduler;
+use crate::upstream::schedule::ConnectTicket;
 use crate::upstream::tls::{TlsOptions, TlsSetupError, client_setup};
 use crate::upstream::{UpstreamAddr, UpstreamLink};
 use crate::user::{UpstreamEvent, UserEvent};
@@ -93,10 +92,11 @@ pub struct LinkOptions {
 
 /// When a connection attempt may start, and how it is called off.
 pub struct AttemptStart {
-    /// The network's backoff before this attempt.
+    /// The network's backoff before this attempt (for the log).
     pub delay: Duration,
-    /// The per-host spacing of attempts, shared by every user.
-    pub scheduler: Arc<ConnectScheduler>,
+    /// The attempt's place in the per-host queue of the shared
+    /// [`super::schedule::ConnectScheduler`], taken after the backoff.
+    pub ticket: ConnectTicket,
     /// Cancelled when the network gives the attempt up before it is
     /// connected (deleted, updated, reconnected, user stopped): the task
     /// leaves the scheduler's queue, or drops the half-open connection.
@@ -121,7 +121,7 @@ pub fn spawn_connection(
     } = link;
     let AttemptStart {
         delay,
-        scheduler,
+        ticket,
         cancel: call_off,
     } = start;
     let reader = ReaderOptions { liveness, gate };
@@ -131,18 +131,16 @@ pub fn spawn_connection(
             if !delay.is_zero() {
                 tracing::info!(?delay, "reconnecting after delay");
             }
-            let earliest = tokio::time::Instant::now() + delay;
             let held = tokio::select! {
                 () = call_off.cancelled() => {
                     tracing::debug!("connection attempt called off while waiting");
                     return;
                 }
-                held = scheduler.wait_turn(&addr.host, earliest) => held,
+                held = ticket.wait() => held,
             };
             if !held.is_zero() {
                 tracing::debug!(
                     ?held,
-                    spacing = ?scheduler.spacing(),
                     "connection attempt delayed by upstream-connect-spacing"
                 );
             }

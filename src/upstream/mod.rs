@@ -154,7 +154,10 @@ impl UserActor {
         net.dial_cancel = Some(cancel.clone());
         let start = connect::AttemptStart {
             delay,
-            scheduler: self.shared.connects.clone(),
+            ticket: self
+                .shared
+                .connects
+                .ticket(&addr.host, tokio::time::Instant::now() + delay),
             cancel,
         };
         let task =

@@ -7,17 +7,21 @@
 //!
 //! Hosts are compared by name, case-insensitively, and the port is
 //! ignored: a network's servers on several ports (or the TLS port after an
-//! STS upgrade) share one throttle. Attempts to one host are first come,
-//! first served. Each network's own backoff still applies: an attempt joins
-//! the host's queue once its backoff deadline has passed, so it starts at
-//! the later of that deadline and the host's next free slot.
+//! STS upgrade) share one throttle. Each network's own backoff still
+//! applies: an attempt starts at the later of its backoff deadline and the
+//! host's next free slot. Attempts to one host go in the order of their
+//! deadlines, and those with the same deadline in the order they were
+//! asked for ([`ConnectScheduler::ticket`], called by the actor, so the
+//! order does not depend on how the connection tasks are scheduled). An
+//! attempt still in its backoff holds nobody up: whoever is ready goes.
 //!
-//! The wait happens in the connection task. Dropping the wait (the task is
-//! aborted, or its network cancels the attempt) leaves the queue at once,
-//! and when the dropped waiter was next in line the one behind it takes
-//! its place, so nothing waits for an attempt that will never start.
+//! The wait happens in the connection task ([`ConnectTicket::wait`]).
+//! Dropping the ticket (the task is aborted, or its network calls the
+//! attempt off) leaves the queue at once, and when the dropped ticket was
+//! next in line the one behind it takes its place, so nothing waits for an
+//! attempt that will never start.
 //!
-//! Memory: a host has an entry while attempts wait for it, and for one
+//! Memory: a host has an entry while tickets wait for it, and for one
 //! spacing after its last start. Entries past that are swept whenever the
 //! number of entries has doubled since the last sweep, so the table holds
 //! at most about twice as many hosts as are in use.
@@ -32,6 +36,10 @@ use tokio::time::Instant;
 /// Below this many host entries no sweep is made.
 const MIN_SWEEP: usize = 64;
 
+/// A place in a host's queue: the attempt's deadline, then the order in
+/// which tickets were given out.
+type Place = (Instant, u64);
+
 /// Spaces out connection attempts per destination host.
 pub struct ConnectScheduler {
     spacing: Duration,
@@ -40,7 +48,7 @@ pub struct ConnectScheduler {
 
 struct State {
     hosts: HashMap<String, Host>,
-    /// Arrival number of the next waiter (orders each host's queue).
+    /// Number of the next ticket (breaks ties between equal deadlines).
     next_seq: u64,
     /// Number of entries at which the next sweep is made.
     sweep_at: usize,
@@ -50,9 +58,9 @@ struct State {
 struct Host {
     /// When the last attempt to this host started.
     last_start: Option<Instant>,
-    /// Waiting attempts by arrival; the first is next in line and the only
-    /// one that watches the clock. The others sleep until woken.
-    queue: BTreeMap<u64, Arc<Notify>>,
+    /// Waiting tickets; the first is next in line and the only one that
+    /// watches the clock. The others sleep until woken.
+    queue: BTreeMap<Place, Arc<Notify>>,
 }
 
 impl Host {
@@ -73,20 +81,44 @@ enum Turn {
     Behind,
 }
 
-/// A place in a host's queue; leaving it (on drop) wakes the next waiter
-/// when this one was first.
-struct Ticket<'a> {
-    scheduler: &'a ConnectScheduler,
-    host: String,
-    seq: u64,
+/// One connection attempt's place in its host's queue. Dropping it gives
+/// the place up.
+pub struct ConnectTicket {
+    scheduler: Arc<ConnectScheduler>,
+    earliest: Instant,
+    /// The host's key and the place; `None` once started, or when there is
+    /// no spacing.
+    place: Option<(String, Place)>,
     wake: Arc<Notify>,
-    started: bool,
 }
 
-impl Drop for Ticket<'_> {
+impl Drop for ConnectTicket {
     fn drop(&mut self) {
-        if !self.started {
-            self.scheduler.leave(&self.host, self.seq);
+        if let Some((host, place)) = self.place.take() {
+            self.scheduler.leave(&host, place);
+        }
+    }
+}
+
+impl ConnectTicket {
+    /// Wait until the attempt may start: not before its deadline, and not
+    /// before one spacing after the previous attempt to the same host
+    /// started. Returns how long the spacing held the attempt back after
+    /// its deadline.
+    pub async fn wait(mut self) -> Duration {
+        let Some((host, place)) = self.place.clone() else {
+            tokio::time::sleep_until(self.earliest).await;
+            return Duration::ZERO;
+        };
+        loop {
+            match self.scheduler.try_start(&host, place) {
+                Turn::Go => {
+                    self.place = None;
+                    return Instant::now().saturating_duration_since(self.earliest);
+                }
+                Turn::At(at) => tokio::time::sleep_until(at).await,
+                Turn::Behind => self.wake.notified().await,
+            }
         }
     }
 }
@@ -122,34 +154,20 @@ impl ConnectScheduler {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Wait until an attempt to `host` may start: not before `earliest`
-    /// (the network's backoff deadline), and not before one spacing after
-    /// the previous attempt to the same host started. Returns how long the
-    /// spacing held the attempt back after `earliest`. Dropping the future
-    /// gives the place up.
-    pub async fn wait_turn(&self, host: &str, earliest: Instant) -> Duration {
-        tokio::time::sleep_until(earliest).await;
-        if self.spacing.is_zero() {
-            return Duration::ZERO;
-        }
-        let ready = Instant::now();
-        let mut ticket = self.join(host);
-        loop {
-            match self.try_start(&ticket.host, ticket.seq) {
-                Turn::Go => {
-                    ticket.started = true;
-                    return Instant::now().saturating_duration_since(ready);
-                }
-                Turn::At(at) => tokio::time::sleep_until(at).await,
-                Turn::Behind => ticket.wake.notified().await,
-            }
-        }
-    }
-
-    /// Take a place at the end of `host`'s queue.
-    fn join(&self, host: &str) -> Ticket<'_> {
-        let key = host.to_ascii_lowercase();
+    /// A place in `host`'s queue for an attempt that may not start before
+    /// `earliest` (its network's backoff deadline).
+    pub fn ticket(self: &Arc<Self>, host: &str, earliest: Instant) -> ConnectTicket {
         let wake = Arc::new(Notify::new());
+        let mut ticket = ConnectTicket {
+            scheduler: self.clone(),
+            earliest,
+            place: None,
+            wake: wake.clone(),
+        };
+        if self.spacing.is_zero() {
+            return ticket;
+        }
+        let key = host.to_ascii_lowercase();
         let mut state = self.lock();
         if state.hosts.len() >= state.sweep_at {
             let now = Instant::now();
@@ -157,37 +175,37 @@ impl ConnectScheduler {
             state.hosts.retain(|_, h| !h.idle(now, spacing));
             state.sweep_at = (state.hosts.len() * 2).max(MIN_SWEEP);
         }
-        let seq = state.next_seq;
+        let place = (earliest, state.next_seq);
         state.next_seq += 1;
         state
             .hosts
             .entry(key.clone())
             .or_default()
             .queue
-            .insert(seq, wake.clone());
-        Ticket {
-            scheduler: self,
-            host: key,
-            seq,
-            wake,
-            started: false,
-        }
+            .insert(place, wake);
+        ticket.place = Some((key, place));
+        ticket
     }
 
-    /// Start now if `seq` is first in line and the host's slot is free.
-    fn try_start(&self, key: &str, seq: u64) -> Turn {
+    /// Start now if `place` is first in line, its deadline has come and the
+    /// host's slot is free.
+    fn try_start(&self, key: &str, place: Place) -> Turn {
         let now = Instant::now();
         let mut state = self.lock();
         let host = state.hosts.entry(key.to_string()).or_default();
-        if host.queue.first_key_value().is_some_and(|(&s, _)| s != seq) {
+        if host
+            .queue
+            .first_key_value()
+            .is_some_and(|(&p, _)| p != place)
+        {
             return Turn::Behind;
         }
-        if let Some(last) = host.last_start
-            && last + self.spacing > now
-        {
-            return Turn::At(last + self.spacing);
+        let free = host.last_start.map(|t| t + self.spacing);
+        let at = free.map_or(place.0, |free| free.max(place.0));
+        if at > now {
+            return Turn::At(at);
         }
-        host.queue.remove(&seq);
+        host.queue.remove(&place);
         host.last_start = Some(now);
         if let Some((_, next)) = host.queue.first_key_value() {
             next.notify_one();
@@ -195,15 +213,18 @@ impl ConnectScheduler {
         Turn::Go
     }
 
-    /// Give up the place `seq` in `key`'s queue.
-    fn leave(&self, key: &str, seq: u64) {
+    /// Give up `place` in `key`'s queue.
+    fn leave(&self, key: &str, place: Place) {
         let now = Instant::now();
         let mut state = self.lock();
         let Some(host) = state.hosts.get_mut(key) else {
             return;
         };
-        let was_first = host.queue.first_key_value().is_some_and(|(&s, _)| s == seq);
-        host.queue.remove(&seq);
+        let was_first = host
+            .queue
+            .first_key_value()
+            .is_some_and(|(&p, _)| p == place);
+        host.queue.remove(&place);
         if was_first && let Some((_, next)) = host.queue.first_key_value() {
             next.notify_one();
         }
@@ -216,61 +237,82 @@ impl ConnectScheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::task::JoinHandle;
 
     const S: Duration = Duration::from_secs(1);
+    /// Longer than any wait a test expects.
+    const STUCK: Duration = Duration::from_secs(3600);
 
-    /// Start `n` attempts to `host` at `earliest`, in order (each one has
-    /// joined before the next is spawned); returns their start times in the
-    /// order they started, with their index.
-    async fn run_attempts(
+    async fn unstuck<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(STUCK, f).await.expect("attempt stuck")
+    }
+
+    /// `n` attempts to `host` with deadline `earliest`, asked for in index
+    /// order, each waited for in its own task; each task returns its index
+    /// and when it started.
+    fn attempts(
         scheduler: &Arc<ConnectScheduler>,
         host: &str,
         n: usize,
         earliest: Instant,
-    ) -> Vec<tokio::task::JoinHandle<(usize, Instant)>> {
-        let mut tasks = Vec::new();
-        for i in 0..n {
-            let s = scheduler.clone();
-            let host = host.to_string();
-            tasks.push(tokio::spawn(async move {
-                s.wait_turn(&host, earliest).await;
-                (i, Instant::now())
-            }));
-            // Let the task reach the queue before the next one is spawned.
-            tokio::task::yield_now().await;
-        }
+    ) -> Vec<JoinHandle<(usize, Instant)>> {
+        // Tickets first, then the tasks in reverse: the order of the
+        // tickets decides, not the order the tasks run in.
+        let tickets: Vec<_> = (0..n).map(|_| scheduler.ticket(host, earliest)).collect();
+        let mut tasks: Vec<_> = tickets
+            .into_iter()
+            .enumerate()
+            .rev()
+            .map(|(i, ticket)| {
+                tokio::spawn(async move {
+                    ticket.wait().await;
+                    (i, Instant::now())
+                })
+            })
+            .collect();
+        tasks.reverse();
         tasks
     }
 
-    async fn collect(
-        tasks: Vec<tokio::task::JoinHandle<(usize, Instant)>>,
-    ) -> Vec<(usize, Instant)> {
+    /// The results of `tasks` in the order the attempts started.
+    async fn started(tasks: Vec<JoinHandle<(usize, Instant)>>) -> Vec<(usize, Instant)> {
         let mut out = Vec::new();
         for t in tasks {
-            out.push(t.await.expect("attempt task"));
+            // A waiter left stuck would hang the test without the timeout
+            // (paused time jumps to it).
+            let r = tokio::time::timeout(STUCK, t).await.expect("attempt stuck");
+            out.push(r.expect("attempt task"));
         }
-        out.sort_by_key(|&(_, at)| at);
+        out.sort_by_key(|&(i, at)| (at, i));
         out
+    }
+
+    fn offsets(v: &[(usize, Instant)], t0: Instant) -> Vec<Duration> {
+        v.iter().map(|&(_, at)| at - t0).collect()
     }
 
     #[tokio::test(start_paused = true)]
     async fn attempts_to_one_host_start_spacing_apart_in_order() {
         let s = Arc::new(ConnectScheduler::new(S));
         let t0 = Instant::now();
-        let tasks = run_attempts(&s, "irc.example.org", 5, t0).await;
-        let started = collect(tasks).await;
-        for (k, &(i, at)) in started.iter().enumerate() {
-            assert_eq!(i, k, "attempts start in arrival order: {started:?}");
-            assert_eq!(at - t0, S * k as u32, "attempt {i}");
-        }
+        let done = started(attempts(&s, "irc.example.org", 5, t0)).await;
+        assert_eq!(
+            done.iter().map(|&(i, _)| i).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4],
+            "attempts start in the order they were asked for"
+        );
+        assert_eq!(
+            offsets(&done, t0),
+            vec![Duration::ZERO, S, 2 * S, 3 * S, 4 * S]
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn host_names_are_case_insensitive() {
         let s = Arc::new(ConnectScheduler::new(S));
         let t0 = Instant::now();
-        assert_eq!(s.wait_turn("IRC.Example.org", t0).await, Duration::ZERO);
-        let held = s.wait_turn("irc.example.ORG", t0).await;
+        assert_eq!(s.ticket("IRC.Example.org", t0).wait().await, Duration::ZERO);
+        let held = s.ticket("irc.example.ORG", t0).wait().await;
         assert_eq!(held, S);
         assert_eq!(Instant::now() - t0, S);
     }
@@ -279,21 +321,24 @@ mod tests {
     async fn two_hosts_do_not_wait_for_each_other() {
         let s = Arc::new(ConnectScheduler::new(S));
         let t0 = Instant::now();
-        let a = run_attempts(&s, "a.example", 3, t0).await;
-        let b = run_attempts(&s, "b.example", 3, t0).await;
-        let (a, b) = (collect(a).await, collect(b).await);
-        let offsets = |v: &[(usize, Instant)]| v.iter().map(|&(_, t)| t - t0).collect::<Vec<_>>();
-        assert_eq!(offsets(&a), vec![Duration::ZERO, S, 2 * S]);
-        assert_eq!(offsets(&b), vec![Duration::ZERO, S, 2 * S]);
+        let a = attempts(&s, "a.example", 3, t0);
+        let b = attempts(&s, "b.example", 3, t0);
+        let (a, b) = (started(a).await, started(b).await);
+        assert_eq!(offsets(&a, t0), vec![Duration::ZERO, S, 2 * S]);
+        assert_eq!(offsets(&b, t0), vec![Duration::ZERO, S, 2 * S]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn zero_spacing_never_waits() {
         let s = Arc::new(ConnectScheduler::new(Duration::ZERO));
         let t0 = Instant::now();
-        let started = collect(run_attempts(&s, "irc.example.org", 10, t0).await).await;
-        assert!(started.iter().all(|&(_, at)| at == t0), "{started:?}");
+        let done = started(attempts(&s, "irc.example.org", 10, t0)).await;
+        assert!(done.iter().all(|&(_, at)| at == t0), "{done:?}");
         assert_eq!(s.tracked_hosts(), 0);
+        // The backoff deadline is still waited for.
+        let held = s.ticket("irc.example.org", t0 + 3 * S).wait().await;
+        assert_eq!(held, Duration::ZERO);
+        assert_eq!(Instant::now() - t0, 3 * S);
     }
 
     #[tokio::test(start_paused = true)]
@@ -301,86 +346,85 @@ mod tests {
         let s = Arc::new(ConnectScheduler::new(S));
         let t0 = Instant::now();
         // The first attempt takes the slot at t0.
-        s.wait_turn("h", t0).await;
+        s.ticket("h", t0).wait().await;
         // The second is next in line (for t0 + S), the third behind it.
-        let tasks = run_attempts(&s, "h", 2, t0).await;
-        let mut tasks = tasks.into_iter();
-        let second = tasks.next().expect("second");
-        let third = tasks.next().expect("third");
+        let mut tasks = attempts(&s, "h", 2, t0).into_iter();
+        let (second, third) = (tasks.next().expect("2nd"), tasks.next().expect("3rd"));
         tokio::time::sleep(S / 2).await;
         second.abort();
         assert!(second.await.is_err_and(|e| e.is_cancelled()));
         // The third takes the slot the second gave up.
-        let (_, at) = third.await.expect("third attempt");
+        let (_, at) = unstuck(third).await.expect("third attempt");
         assert_eq!(at - t0, S);
 
-        // A waiter cancelled while behind others is skipped too.
-        let tasks = run_attempts(&s, "h", 3, Instant::now()).await;
-        let mut tasks = tasks.into_iter();
+        // A waiter cancelled while behind others is skipped.
+        let mut tasks = attempts(&s, "h", 3, Instant::now()).into_iter();
         let (a, b, c) = (
             tasks.next().expect("a"),
             tasks.next().expect("b"),
             tasks.next().expect("c"),
         );
         b.abort();
-        let (_, at_a) = a.await.expect("a");
-        let (_, at_c) = c.await.expect("c");
+        let (_, at_a) = unstuck(a).await.expect("a");
+        let (_, at_c) = unstuck(c).await.expect("c");
         assert_eq!(at_a - t0, 2 * S);
         assert_eq!(at_c - t0, 3 * S);
+
+        // A ticket dropped before its task ever ran gives its place up too.
+        let dropped = s.ticket("h", Instant::now());
+        let next = s.ticket("h", Instant::now());
+        drop(dropped);
+        unstuck(next.wait()).await;
+        assert_eq!(Instant::now() - t0, 4 * S);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_later_backoff_deadline_wins_over_the_slot() {
         let s = Arc::new(ConnectScheduler::new(S));
         let t0 = Instant::now();
-        s.wait_turn("h", t0).await;
+        s.ticket("h", t0).wait().await;
         // The slot is free at t0 + S, the backoff ends at t0 + 5S: the
-        // attempt starts at the deadline and the spacing held it back for
-        // nothing.
-        let held = s.wait_turn("h", t0 + 5 * S).await;
+        // attempt starts at the deadline, not held back by the spacing.
+        let held = s.ticket("h", t0 + 5 * S).wait().await;
         assert_eq!(Instant::now() - t0, 5 * S);
         assert_eq!(held, Duration::ZERO);
-        // An earlier deadline than the slot: the slot wins.
-        let held = s.wait_turn("h", t0 + 5 * S).await;
+        // A deadline earlier than the slot: the slot wins.
+        let held = s.ticket("h", t0 + 5 * S).wait().await;
         assert_eq!(Instant::now() - t0, 6 * S);
         assert_eq!(held, S);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_waiting_backoff_does_not_hold_up_others() {
+    async fn an_attempt_in_backoff_holds_nobody_up() {
         let s = Arc::new(ConnectScheduler::new(S));
         let t0 = Instant::now();
-        // One network backs off for a minute; another comes now.
-        let slow = run_attempts(&s, "h", 1, t0 + 60 * S).await;
-        let held = s.wait_turn("h", t0).await;
-        assert_eq!(held, Duration::ZERO);
-        assert_eq!(Instant::now(), t0);
-        let started = collect(slow).await;
-        assert_eq!(started[0].1 - t0, 60 * S);
+        // One network backs off for a minute, and asked first; others
+        // are ready now and go first, spaced.
+        let slow = attempts(&s, "h", 1, t0 + 60 * S);
+        let quick = attempts(&s, "h", 2, t0);
+        assert_eq!(offsets(&started(quick).await, t0), vec![Duration::ZERO, S]);
+        assert_eq!(offsets(&started(slow).await, t0), vec![60 * S]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_hosts_are_forgotten() {
         let s = Arc::new(ConnectScheduler::new(S));
         for i in 0..MIN_SWEEP {
-            s.wait_turn(&format!("h{i}"), Instant::now()).await;
+            s.ticket(&format!("h{i}"), Instant::now()).wait().await;
         }
         assert_eq!(s.tracked_hosts(), MIN_SWEEP);
         tokio::time::sleep(S).await;
         // The next new host sweeps the ones whose spacing has passed.
-        s.wait_turn("fresh", Instant::now()).await;
+        s.ticket("fresh", Instant::now()).wait().await;
         assert_eq!(s.tracked_hosts(), 1);
-        // A waiter cancelled while waiting for its slot leaves no trace
-        // once the spacing has passed.
-        let s2 = s.clone();
-        let t = tokio::spawn(async move { s2.wait_turn("fresh", Instant::now()).await });
-        tokio::task::yield_now().await;
-        t.abort();
-        assert!(t.await.is_err());
+        // A host whose only waiter gave up, with its last start long
+        // past, is dropped at once.
         tokio::time::sleep(S).await;
-        // Many hosts over time never grow the table past twice the live ones.
+        drop(s.ticket("gone", Instant::now() + S));
+        assert_eq!(s.tracked_hosts(), 1, "only \"fresh\" may be left");
+        // Many hosts over time never grow the table past the sweep bound.
         for i in 0..1000 {
-            s.wait_turn(&format!("x{i}"), Instant::now()).await;
+            s.ticket(&format!("x{i}"), Instant::now()).wait().await;
             tokio::time::sleep(S).await;
             assert!(s.tracked_hosts() <= MIN_SWEEP + 1, "round {i}");
         }
