@@ -307,6 +307,21 @@ mod tests {
         );
     }
 
+    /// A restart with hundreds of users on one network: one start per
+    /// spacing, in order, and at the end nothing is left waiting.
+    #[tokio::test(start_paused = true)]
+    async fn hundreds_of_attempts_at_startup_come_out_spaced() {
+        let s = Arc::new(ConnectScheduler::new(S));
+        let t0 = Instant::now();
+        let n = 500;
+        let done = started(attempts(&s, "irc.libera.chat", n, t0)).await;
+        for (k, &(i, at)) in done.iter().enumerate() {
+            assert_eq!((i, at - t0), (k, S * k as u32), "attempt {k}");
+        }
+        let state = s.lock();
+        assert!(state.hosts.values().all(|h| h.queue.is_empty()));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn host_names_are_case_insensitive() {
         let s = Arc::new(ConnectScheduler::new(S));
