@@ -1,9 +1,10 @@
-//! Dialing an IRC server (plain TCP or TLS as set up by [`super::tls`]),
+//! Dialing an IRC server (plain TCP or TLS as set up by [`super::tls`])
 //! after the network's backoff and its turn in the shared
-//! [`super::schedule::ConnectScheduler`], and the reader pump of an upstream connection, which also detects a dead link:
-//! after [`Liveness::idle_probe`] of silence it asks the actor to send a
-//! PING, and after [`Liveness::ping_timeout`] more without any line it
-//! gives up. It stops reading while the network's read gate is closed
+//! [`super::schedule::ConnectScheduler`], and the reader pump of an
+//! upstream connection, which also detects a dead link: after
+//! [`Liveness::idle_probe`] of silence it asks the actor to send a PING,
+//! and after [`Liveness::ping_timeout`] more without any line it gives
+//! up. It stops reading while the network's read gate is closed
 //! (clients catching up, see [`crate::user::flow`]).
 
 use std::time::Duration;
@@ -95,7 +96,7 @@ pub struct AttemptStart {
     /// The network's backoff before this attempt (for the log).
     pub delay: Duration,
     /// The attempt's place in the per-host queue of the shared
-    /// [`super::schedule::ConnectScheduler`], taken after the backoff.
+    /// [`super::schedule::ConnectScheduler`], for its backoff deadline.
     pub ticket: ConnectTicket,
     /// Cancelled when the network gives the attempt up before it is
     /// connected (deleted, updated, reconnected, user stopped): the task
