@@ -26,11 +26,13 @@
 //! | `client-flood-burst`, `-rate`, `-excess-after` | command rate limit of client connections, see [`limits`] |
 //! | `login-limit-user-failures`, `-address-failures`, `-window`, `-lockout`, `-max-lockout` | failed-login throttling, see [`limits`] |
 //! | `accept-proxy-ip <cidr>...`, `accept-proxy-unix`, `upstream-user-ip <cidr>...` | trusted PROXY senders, per-user source addresses, see [`access`] |
+//! | `upstream-connect-spacing <duration>` | least time between connection attempts to one upstream host, see [`connect`] |
 //!
 //! Paths are kept exactly as written, so relative paths are relative to the
 //! daemon's working directory.
 
 pub mod access;
+pub mod connect;
 pub mod limits;
 pub mod scfg;
 
@@ -402,6 +404,9 @@ pub struct Config {
     /// Trusted proxies and per-user source addresses: `accept-proxy-ip`,
     /// `accept-proxy-unix`, `upstream-user-ip`.
     pub access: Access,
+    /// `upstream-connect-spacing`: least time between two connection
+    /// attempts to one upstream host; zero disables the spacing.
+    pub upstream_connect_spacing: Duration,
 }
 
 /// Timings of upstream dead-link detection.
@@ -446,6 +451,7 @@ impl Default for Config {
             client_flood: ClientFlood::default(),
             login_limit: LoginLimit::default(),
             access: Access::default(),
+            upstream_connect_spacing: connect::DEFAULT_CONNECT_SPACING,
         }
     }
 }
@@ -633,6 +639,7 @@ impl Builder {
             other => match limits::DIRECTIVES
                 .iter()
                 .chain(access::DIRECTIVES.iter())
+                .chain(connect::DIRECTIVES.iter())
                 .find(|n| **n == other)
             {
                 Some(n) => n,
@@ -829,6 +836,7 @@ impl Builder {
                 }
             }
             access if access::DIRECTIVES.contains(&access) => self.access_directive(d, access),
+            spacing if connect::DIRECTIVES.contains(&spacing) => self.connect_directive(d, spacing),
             limit => self.limit_directive(d, limit),
         }
     }

@@ -70,6 +70,9 @@ pub struct Shared {
     pub logins: login_limit::LoginThrottle,
     /// Open upstream connections, for the ident server.
     pub ident: Arc<ident::IdentRegistry>,
+    /// Spaces out upstream connection attempts per host
+    /// (`upstream-connect-spacing`).
+    pub connects: Arc<crate::upstream::schedule::ConnectScheduler>,
     users: Mutex<HashMap<String, UserHandle>>,
     user_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_client: AtomicU64,
@@ -163,6 +166,9 @@ impl Server {
             connection_limit,
             logins: login_limit::LoginThrottle::new(config.login_limit),
             ident: ident::IdentRegistry::new(),
+            connects: Arc::new(crate::upstream::schedule::ConnectScheduler::new(
+                config.upstream_connect_spacing,
+            )),
             sts,
             config,
             db,

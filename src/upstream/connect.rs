@@ -1,9 +1,11 @@
 //! Dialing an IRC server (plain TCP or TLS as set up by [`super::tls`], from
-//! the address and with the ident [`super::source`] gives) and the
-//! reader pump of an upstream connection, which also detects a dead link:
-//! after [`Liveness::idle_probe`] of silence it asks the actor to send a
-//! PING, and after [`Liveness::ping_timeout`] more without any line it
-//! gives up. It stops reading while the network's read gate is closed
+//! the address and with the ident [`super::source`] gives) after the
+//! network's backoff and its turn in the shared
+//! [`super::schedule::ConnectScheduler`], and the reader pump of an
+//! upstream connection, which also detects a dead link: after
+//! [`Liveness::idle_probe`] of silence it asks the actor to send a PING,
+//! and after [`Liveness::ping_timeout`] more without any line it gives
+//! up. It stops reading while the network's read gate is closed
 //! (clients catching up, see [`crate::user::flow`]).
 
 use std::time::Duration;
@@ -11,11 +13,13 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Liveness;
 use crate::conn::{BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_writer};
 use crate::proto::codec::SERVER_LINE_MAX;
 use crate::proto::{Frame, Message};
+use crate::upstream::schedule::ConnectTicket;
 use crate::upstream::source::{DialSource, Registered, SourceError};
 use crate::upstream::tls::{TlsOptions, TlsSetupError, client_setup};
 use crate::upstream::{UpstreamAddr, UpstreamLink};
@@ -103,15 +107,28 @@ pub struct LinkOptions {
     pub source: DialSource,
 }
 
-/// Connect to a network after `delay` and pump its lines into the user's
-/// events channel until the link ends.
+/// When a connection attempt may start, and how it is called off.
+pub struct AttemptStart {
+    /// The network's backoff before this attempt (for the log).
+    pub delay: Duration,
+    /// The attempt's place in the per-host queue of the shared
+    /// [`super::schedule::ConnectScheduler`], for its backoff deadline.
+    pub ticket: ConnectTicket,
+    /// Cancelled when the network gives the attempt up before it is
+    /// connected (deleted, updated, reconnected, user stopped): the task
+    /// leaves the scheduler's queue, or drops the half-open connection.
+    pub cancel: CancellationToken,
+}
+
+/// Connect to a network once `start` allows it and pump its lines into the
+/// user's events channel until the link ends.
 pub fn spawn_connection(
     events: mpsc::Sender<UserEvent>,
     net: i64,
     attempt: u64,
     addr: UpstreamAddr,
     tls: TlsOptions,
-    delay: Duration,
+    start: AttemptStart,
     link: LinkOptions,
 ) -> JoinHandle<()> {
     let LinkOptions {
@@ -120,13 +137,30 @@ pub fn spawn_connection(
         gate,
         source,
     } = link;
+    let AttemptStart {
+        delay,
+        ticket,
+        cancel: call_off,
+    } = start;
     let reader = ReaderOptions { liveness, gate };
     let span = tracing::info_span!("upstream", net, host = %addr.host);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
             if !delay.is_zero() {
                 tracing::info!(?delay, "reconnecting after delay");
-                tokio::time::sleep(delay).await;
+            }
+            let held = tokio::select! {
+                () = call_off.cancelled() => {
+                    tracing::debug!("connection attempt called off while waiting");
+                    return;
+                }
+                held = ticket.wait() => held,
+            };
+            if !held.is_zero() {
+                tracing::debug!(
+                    ?held,
+                    "connection attempt delayed by upstream-connect-spacing"
+                );
             }
             let send = |event| {
                 let events = events.clone();
@@ -144,7 +178,14 @@ pub fn spawn_connection(
             // Boxed: the TLS handshake's state is large and only lives
             // while dialing; inline it would stay part of the task for as
             // long as the link lasts.
-            let (read, write) = match Box::pin(dial(&addr, &tls, &source)).await {
+            let dialed = tokio::select! {
+                () = call_off.cancelled() => {
+                    tracing::debug!("connection attempt called off while dialing");
+                    return;
+                }
+                dialed = Box::pin(dial(&addr, &tls, &source)) => dialed,
+            };
+            let (read, write) = match dialed {
                 Ok(pair) => pair,
                 Err(e) => {
                     tracing::info!(error = %e, "connection failed");

@@ -3,12 +3,15 @@
 //! ([`sts`]), source addresses and ident ([`source`]), registering with the server and tracking its state
 //! ([`handlers`], one file per command), and the connection lifecycle of
 //! each network (connect, reconnect with exponential backoff and jitter,
-//! halt on a refused login).
+//! spaced per host by the shared [`schedule`]r; halt on a refused login or
+//! a ban, see [`ban`]).
 
+pub mod ban;
 pub mod client_cert;
 pub mod connect;
 pub mod handlers;
 pub mod monitor_sync;
+pub mod schedule;
 pub mod source;
 pub mod sts;
 pub mod tls;
@@ -136,7 +139,8 @@ impl UserActor {
         self.networks.insert(net.id(), Box::new(net));
     }
 
-    /// Start a connection attempt for a network after `delay`.
+    /// Start a connection attempt for a network after `delay` (its
+    /// backoff) and its turn in the shared connect scheduler.
     pub(crate) fn connect_network(&mut self, id: i64, delay: Duration) {
         let Some(net) = self.networks.get_mut(&id) else {
             return;
@@ -162,8 +166,23 @@ impl UserActor {
             gate: net.read_gate.subscribe(),
             source: dial_source(&self.shared, self.record.id),
         };
+        // A pending attempt of this network (there should be none) gives
+        // its place up.
+        if let Some(old) = net.dial_cancel.take() {
+            old.cancel();
+        }
+        let cancel = tokio_util::sync::CancellationToken::new();
+        net.dial_cancel = Some(cancel.clone());
+        let start = connect::AttemptStart {
+            delay,
+            ticket: self
+                .shared
+                .connects
+                .ticket(&addr.host, tokio::time::Instant::now() + delay),
+            cancel,
+        };
         let task =
-            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, delay, link);
+            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, start, link);
         self.tasks.push(task);
         self.notify_network_changed(id);
     }
@@ -232,6 +251,7 @@ impl UserActor {
             return;
         };
         net.reset_link_state();
+        net.dial_cancel = None;
         net.link = Some(link.writer);
         net.writer_task = Some(link.writer_task);
         net.link_addr = Some(link.addr);

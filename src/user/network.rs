@@ -67,6 +67,9 @@ pub struct Network {
     pub attempt: u64,
     pub state: LinkState,
     pub link: Option<Writer>,
+    /// Calls off the connection attempt that has not connected yet
+    /// (waiting for its backoff or its turn, or dialing).
+    pub dial_cancel: Option<tokio_util::sync::CancellationToken>,
     pub writer_task: Option<JoinHandle<()>>,
     /// The address of the current link (TLS or not, after STS).
     pub link_addr: Option<crate::upstream::UpstreamAddr>,
@@ -100,8 +103,8 @@ pub struct Network {
     /// Consecutive failed connections, for backoff.
     pub failures: u32,
     pub registered_at: Option<Instant>,
-    /// Set when the server refused us for good (464/465): no retries until
-    /// the network is updated.
+    /// Set when the server refused us for good (464/465, or an `ERROR` that
+    /// says we are banned): no retries until the network is updated.
     pub halted: Option<String>,
     /// Chat history: rings, outbox, cursors, read markers.
     pub history: NetHistory,
@@ -149,6 +152,7 @@ impl Network {
             attempt: 0,
             state: LinkState::Disconnected,
             link: None,
+            dial_cancel: None,
             writer_task: None,
             link_addr: None,
             wanted_nick: nick.clone(),
@@ -229,6 +233,9 @@ impl Network {
     /// Close the link politely with QUIT.
     pub fn shutdown(&mut self, reason: &str) {
         self.attempt += 1;
+        if let Some(pending) = self.dial_cancel.take() {
+            pending.cancel();
+        }
         if let Some(link) = self.link.take() {
             link.close(Some(format!("QUIT :{reason}")));
         }

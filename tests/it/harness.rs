@@ -646,19 +646,45 @@ pub struct FakeServer {
     pub addr: SocketAddr,
     pub opts: FakeServerOptions,
     listener: TcpListener,
+    /// The same listening socket, for a non-blocking look at the backlog
+    /// (see [`FakeServer::assert_no_pending_connection`]).
+    probe: std::net::TcpListener,
 }
 
 impl FakeServer {
     /// Listen on 127.0.0.1 with an ephemeral port.
     pub async fn bind(opts: FakeServerOptions) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the fake server");
+        let std_listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("binding the fake server");
+        std_listener
+            .set_nonblocking(true)
+            .expect("non-blocking fake server socket");
+        let probe = std_listener
+            .try_clone()
+            .expect("cloning the fake server socket");
+        let listener = TcpListener::from_std(std_listener).expect("registering the fake server");
         let addr = listener.local_addr().expect("fake server address");
         FakeServer {
             addr,
             opts,
             listener,
+            probe,
+        }
+    }
+
+    /// Panics if a connection from the bouncer is waiting to be accepted.
+    /// This looks at the kernel's backlog directly (an `accept` that does
+    /// not block), so it sees every connection that has been made; it
+    /// proves that none was made when called after an event that would
+    /// have followed such a connection.
+    pub fn assert_no_pending_connection(&self, context: &str) {
+        match self.probe.accept() {
+            Ok((_, peer)) => panic!(
+                "fake server {} ({}): unexpected connection from {peer}: {context}",
+                self.opts.server_name, self.addr
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("fake server {}: accept failed: {e}", self.addr),
         }
     }
 
