@@ -106,7 +106,7 @@ pub async fn serve(shared: Arc<Shared>, read: BoxRead, write: BoxWrite, remote: 
     )
     .await;
     if let Some(events) = attached {
-        let limiter = crate::downstream::flood::Limiter::new(shared.config.client_flood);
+        let limiter = crate::downstream::flood::Limiter::new(shared.live().client_flood);
         tracing::Instrument::instrument(pump(&mut reader, &writer, id, events, limiter), span)
             .await;
     }
@@ -147,7 +147,7 @@ async fn register(
     id: u64,
     remote: String,
 ) -> Option<tokio::sync::mpsc::Sender<UserEvent>> {
-    let deadline = Instant::now() + shared.config.registration_timeout;
+    let deadline = Instant::now() + shared.live().registration_timeout;
     let mut reg = Registration {
         nick: None,
         user: None,
@@ -270,7 +270,9 @@ async fn register(
             // draft/extended-isupport: before the network is known, the
             // bouncer's own tokens; the burst brings the network's.
             "ISUPPORT" if reg.caps.contains("draft/extended-isupport") => {
-                for line in crate::downstream::burst::bouncer_isupport_lines(&shared.config, &nick)
+                let host = &shared.config.hostname;
+                for line in
+                    crate::downstream::burst::bouncer_isupport_lines(host, &shared.live(), &nick)
                 {
                     reply(writer, line);
                 }
