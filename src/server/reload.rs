@@ -200,7 +200,7 @@ impl Server {
         // Apply.
         let mut report = ReloadReport::default();
         if let Some(cert) = cert {
-            let from = format!("{}", cert_path(&new));
+            let from = cert_path(&new);
             match &self.certs {
                 Some(store) => store.install(cert),
                 None => self.certs = Some(tls::CertStore::with(cert)),
@@ -227,7 +227,7 @@ impl Server {
         removed.sort_unstable_by(|a, b| b.cmp(a));
         for i in removed {
             let running = self.listeners.remove(i);
-            let what = running.bound.listener().to_string();
+            let what = shown(&running.bound);
             running.stop().await;
             report.change(format!("listener removed {what}"));
         }
@@ -249,7 +249,8 @@ impl Server {
                 Err(e) => report.fail(format!("listener {what}: {e}")),
             }
         }
-        report.restart_needed = restart_needed(&self.current, &new);
+        // Against the startup configuration: those values never changed.
+        report.restart_needed = restart_needed(&self.shared.config, &new);
         if !report.restart_needed.is_empty() {
             tracing::warn!(
                 "reload: changed but only applied after a restart: {}",

@@ -74,7 +74,7 @@ impl ServerCertVerifier for RecordingVerifier {
 }
 
 /// Connect over TLS; returns the stream and the server's certificate (DER).
-async fn tls_connect(addr: SocketAddr) -> (IrcStream, Vec<u8>) {
+pub(crate) async fn tls_connect(addr: SocketAddr) -> (IrcStream, Vec<u8>) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(RecordingVerifier {
         provider: provider.clone(),
@@ -111,7 +111,7 @@ async fn tls_connect(addr: SocketAddr) -> (IrcStream, Vec<u8>) {
 }
 
 /// A self-signed certificate for `localhost`: (cert PEM, key PEM, cert DER).
-fn self_signed() -> (String, String, Vec<u8>) {
+pub(crate) fn self_signed() -> (String, String, Vec<u8>) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
         .expect("generating a certificate");
     (
