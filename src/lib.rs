@@ -17,6 +17,8 @@
 //! - [`history`]: chat history: per-target rings, what is stored, and
 //!   CHATHISTORY/SEARCH argument parsing; the durable part is in [`db`].
 //! - [`service`]: BouncerServ, the administration service.
+//! - [`import`]: `tether import soju|znc`, moving users, networks and
+//!   channels from another bouncer into the database.
 
 pub mod auth;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod conn;
 pub mod db;
 pub mod downstream;
 pub mod history;
+pub mod import;
 pub mod proto;
 pub mod server;
 pub mod service;

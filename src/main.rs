@@ -2,6 +2,8 @@
 //! sockets passed by systemd, if any) and runs until SIGINT or SIGTERM;
 //! SIGHUP reloads the configuration file. systemd is kept informed through
 //! `$NOTIFY_SOCKET` when it asks for it.
+//! `tether import soju|znc <path>` imports another bouncer's users into the
+//! configured database instead, and exits.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use tether::server::sd_notify::{self, Notifier};
 #[command(version, about)]
 struct Args {
     /// Configuration file.
-    #[arg(long, short = 'c', default_value = "/etc/tether/config")]
+    #[arg(long, short = 'c', default_value = "/etc/tether/config", global = true)]
     config: PathBuf,
     /// Add a listener (e.g. ircs://0.0.0.0:6697, irc://localhost:6667,
     /// unix:///run/tether/irc, unix+admin:///run/tether/admin); may repeat.
@@ -29,6 +31,36 @@ struct Args {
     /// Log debug messages.
     #[arg(long)]
     debug: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Import users, networks and channels from soju or ZNC, then exit.
+    ///
+    /// Writes into the database named by --config. Run it with tether
+    /// stopped, or restart tether afterwards; running it again creates
+    /// nothing twice.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum ImportFrom {
+    /// From a soju SQLite database (opened read-only).
+    Soju {
+        /// soju's database file.
+        path: PathBuf,
+    },
+    /// From a ZNC configuration, with SASL settings and client certificates
+    /// from the module data next to it.
+    Znc {
+        /// ZNC's znc.conf.
+        path: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +77,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
+    if let Some(Command::Import { from }) = args.command {
+        return import(from, &args.config);
+    }
     // SAFETY: no other thread runs yet (the runtime is built below), and
     // the descriptors LISTEN_FDS announces were passed to this process for
     // it alone.
@@ -117,5 +152,54 @@ async fn run(
     }
     notifier.stopping();
     server.shutdown().await;
+    Ok(())
+}
+
+/// `tether import`: read the other bouncer's data, write it into the
+/// configured database, print the report.
+fn import(from: ImportFrom, config_path: &std::path::Path) -> anyhow::Result<()> {
+    use tether::import;
+
+    let config = Config::load(config_path)
+        .map_err(|e| anyhow::anyhow!("{}:\n{e}", config_path.display()))?;
+    let source = match &from {
+        ImportFrom::Soju { path } => import::soju::read(path)?,
+        ImportFrom::Znc { path } => import::znc::read(path)?,
+    };
+    let db_path = &config.db_path;
+    let in_use = import::in_use::database_in_use(db_path);
+    if in_use {
+        eprintln!(
+            "warning: {} is open in another process (a running tether?); it will not see the imported users until it restarts",
+            db_path.display()
+        );
+    }
+    eprintln!(
+        "importing {} user(s) from {} into {}",
+        source.users.len(),
+        source.kind,
+        db_path.display()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let db = tether::db::Db::open(db_path)
+            .with_context(|| format!("opening {}", db_path.display()))?;
+        let mut progress = |done: usize, total: usize| {
+            if done.is_multiple_of(100) && done < total {
+                eprintln!("  {done}/{total} users");
+            }
+        };
+        let report = import::apply(&db, source, &mut progress).await;
+        db.close().await;
+        anyhow::Ok(report?)
+    })?;
+    print!("{report}");
+    if in_use {
+        println!("Restart tether to load the imported users.");
+    } else {
+        println!("Start (or restart) tether to load the imported users.");
+    }
     Ok(())
 }

@@ -79,17 +79,44 @@ struct Registration {
     cap_version: u32,
     offered: crate::downstream::capset::CapValues,
     negotiating: bool,
-    sasl: Option<ChunkAssembler>,
+    /// The SASL exchange under way: its mechanism and the response so far.
+    sasl: Option<(SaslMech, ChunkAssembler)>,
     /// Login name and user id authenticated by SASL.
     sasl_login: Option<(LoginName, i64)>,
     /// The network id chosen with `BOUNCER BIND`.
     bind: Option<i64>,
     /// Away state set before registration (draft/pre-away).
     away: Option<crate::user::away::ClientAway>,
+    /// Fingerprint of the TLS client certificate presented, if any.
+    client_cert: Option<String>,
+}
+
+/// The SASL mechanisms clients may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SaslMech {
+    Plain,
+    /// A registered device certificate (`client-cert-auth`).
+    External,
+}
+
+impl Registration {
+    /// Whether this client may log in with SASL EXTERNAL.
+    fn external_allowed(&self, shared: &Shared) -> bool {
+        shared.config.client_cert_auth && self.client_cert.is_some()
+    }
 }
 
 /// Serve one client connection until it closes.
-pub async fn serve(shared: Arc<Shared>, read: BoxRead, write: BoxWrite, remote: String) {
+///
+/// `client_cert` is the fingerprint of the TLS client certificate the
+/// client presented (see [`crate::server::client_cert`]).
+pub async fn serve(
+    shared: Arc<Shared>,
+    read: BoxRead,
+    write: BoxWrite,
+    remote: String,
+    client_cert: Option<String>,
+) {
     let (writer, writer_task) = spawn_writer(
         write,
         WriterOptions {
@@ -101,7 +128,7 @@ pub async fn serve(shared: Arc<Shared>, read: BoxRead, write: BoxWrite, remote: 
     let id = shared.next_client_id();
     let span = tracing::info_span!("client", id, %remote);
     let attached = tracing::Instrument::instrument(
-        register(&shared, &mut reader, &writer, id, remote),
+        register(&shared, &mut reader, &writer, id, remote, client_cert),
         span.clone(),
     )
     .await;
@@ -146,6 +173,7 @@ async fn register(
     writer: &Writer,
     id: u64,
     remote: String,
+    client_cert: Option<String>,
 ) -> Option<tokio::sync::mpsc::Sender<UserEvent>> {
     let deadline = Instant::now() + shared.live().registration_timeout;
     let mut reg = Registration {
@@ -160,6 +188,7 @@ async fn register(
         sasl_login: None,
         bind: None,
         away: None,
+        client_cert,
     };
     let cancel = writer.cancel_token();
     loop {
@@ -203,12 +232,14 @@ async fn register(
         };
         match msg.command.as_str() {
             "CAP" => {
+                let sasl_external = reg.external_allowed(shared);
                 let replies = cap::handle(
                     CapState {
                         caps: &mut reg.caps,
                         version: &mut reg.cap_version,
                         negotiating: &mut reg.negotiating,
                         offered: &mut reg.offered,
+                        sasl_external,
                     },
                     None,
                     &nick,
@@ -349,21 +380,27 @@ async fn authenticate(
         );
         return;
     }
-    let Some(assembler) = reg.sasl.as_mut() else {
+    let Some((mech, assembler)) = reg.sasl.as_mut() else {
+        let external = reg.external_allowed(shared);
         if arg.eq_ignore_ascii_case("PLAIN") {
-            reg.sasl = Some(ChunkAssembler::default());
+            reg.sasl = Some((SaslMech::Plain, ChunkAssembler::default()));
+            reply(writer, Message::new("AUTHENTICATE", ["+"]));
+        } else if external && arg.eq_ignore_ascii_case("EXTERNAL") {
+            reg.sasl = Some((SaslMech::External, ChunkAssembler::default()));
             reply(writer, Message::new("AUTHENTICATE", ["+"]));
         } else {
+            let mechs = if external { "PLAIN,EXTERNAL" } else { "PLAIN" };
             num(
                 shared,
                 writer,
                 numeric::RPL_SASLMECHS,
-                &[nick, "PLAIN", "are available SASL mechanisms"],
+                &[nick, mechs, "are available SASL mechanisms"],
             );
             sasl_failed(shared, writer, nick);
         }
         return;
     };
+    let mech = *mech;
     let payload = match assembler.push(arg) {
         Ok(Assembled::NeedMore) => return,
         Ok(Assembled::Done(payload)) => payload,
@@ -384,16 +421,30 @@ async fn authenticate(
         }
     };
     reg.sasl = None;
-    let creds = match decode_plain(&payload) {
-        Ok(c) if c.authzid.is_empty() || c.authzid == c.authcid => c,
-        _ => {
-            sasl_failed(shared, writer, nick);
-            return;
+    let result = match mech {
+        SaslMech::Plain => {
+            let creds = match decode_plain(&payload) {
+                Ok(c) if c.authzid.is_empty() || c.authzid == c.authcid => c,
+                _ => {
+                    sasl_failed(shared, writer, nick);
+                    return;
+                }
+            };
+            let login = LoginName::parse(&creds.authcid);
+            check_password(shared, &login.user, &creds.password, remote)
+                .await
+                .map(|id| (login, id))
+        }
+        SaslMech::External => {
+            let Some(fingerprint) = reg.client_cert.clone() else {
+                sasl_failed(shared, writer, nick);
+                return;
+            };
+            crate::downstream::sasl_external::login(shared, fingerprint, &payload, remote).await
         }
     };
-    let login = LoginName::parse(&creds.authcid);
-    match check_password(shared, &login.user, &creds.password, remote).await {
-        Ok(user_id) => {
+    match result {
+        Ok((login, user_id)) => {
             let account = login.user.clone();
             reg.sasl_login = Some((login, user_id));
             num(
@@ -430,7 +481,7 @@ async fn authenticate(
 }
 
 /// Why a login was refused (the client only ever sees a generic text).
-enum LoginError {
+pub(crate) enum LoginError {
     Invalid,
     /// Too many recent failures for this user name or address.
     Throttled,
@@ -456,7 +507,10 @@ async fn check_password(
     }
     let result = verify_login(shared, username, password).await;
     match result {
-        Err(LoginError::Invalid) => shared.logins.failed(username, ip),
+        Err(LoginError::Invalid) => {
+            let slowdown = shared.logins.failed(username, ip);
+            tokio::time::sleep(slowdown).await;
+        }
         Ok(_) => shared.logins.succeeded(username),
         Err(_) => {}
     }
@@ -576,6 +630,7 @@ async fn finish(
         client_name: login.client,
         remote,
         away: reg.away,
+        client_cert: reg.client_cert.map(String::into_boxed_str),
     };
     let events = handle.sender();
     if events

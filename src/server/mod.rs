@@ -9,6 +9,7 @@
 pub mod activation;
 pub mod admin;
 pub mod alloc;
+pub mod client_cert;
 pub mod conn_limit;
 pub mod listener;
 pub mod live;
@@ -95,7 +96,8 @@ impl Shared {
         self.users.lock().ok().and_then(|u| u.get(name).cloned())
     }
 
-    fn all_users(&self) -> Vec<UserHandle> {
+    /// Every running user actor.
+    pub fn loaded_users(&self) -> Vec<UserHandle> {
         self.users
             .lock()
             .map(|u| u.values().cloned().collect())
@@ -266,7 +268,11 @@ impl Server {
                 } else {
                     tls::ALPN_IRC
                 };
-                Ok(Some(store.server_config(alpn)?))
+                // client-cert-auth is read at startup only.
+                Ok(Some(store.server_config(
+                    alpn,
+                    self.shared.config.client_cert_auth,
+                )?))
             }
             _ if listener.needs_tls() => Err(ServerError::NoTls),
             _ => Ok(None),
@@ -397,7 +403,7 @@ impl Server {
         for running in &self.listeners {
             running.task.abort();
         }
-        let users = self.shared.all_users();
+        let users = self.shared.loaded_users();
         futures::future::join_all(users.iter().map(|u| u.stop("Server shutting down"))).await;
         self.connections.close();
         if tokio::time::timeout(Duration::from_secs(5), self.connections.wait())

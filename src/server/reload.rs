@@ -24,7 +24,8 @@
 //! changes.
 //!
 //! Directives that need a restart (`hostname`, `db`, `message-store`,
-//! `history-ring-size`, and any other directive not listed above) are
+//! `history-ring-size`, `client-cert-auth`, and any other directive not
+//! listed above) are
 //! named in a warning; their old values stay in force.
 
 use std::path::Path;
@@ -120,6 +121,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         old.history_ring_size != new.history_ring_size,
         "history-ring-size",
     );
+    note(
+        old.client_cert_auth != new.client_cert_auth,
+        "client-cert-auth",
+    );
     // Any other difference is in a directive this module does not apply:
     // take every value it handles from `old` and compare the rest.
     let mut rest = new.clone();
@@ -132,6 +137,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     rest.db_path = old.db_path.clone();
     rest.message_store = old.message_store;
     rest.history_ring_size = old.history_ring_size;
+    rest.client_cert_auth = old.client_cert_auth;
     note(rest != *old, "other directives");
     out
 }

@@ -166,8 +166,8 @@ async fn reload_changes_login_limits_and_a_refused_config_changes_nothing() {
 async fn reload_adds_an_ircs_listener_then_switches_to_a_certificate_at_new_paths() {
     let mut t = Tether::start_in(temp_dir("tether-reload-")).await;
     let dir = t.dir.path().to_path_buf();
-    let (cert_a, key_a, der_a) = crate::tls_reload::self_signed();
-    let (cert_b, key_b, der_b) = crate::tls_reload::self_signed();
+    let (cert_a, key_a, der_a) = self_signed();
+    let (cert_b, key_b, der_b) = self_signed();
     for (name, text) in [
         ("a.pem", &cert_a),
         ("a.key", &key_a),
@@ -191,7 +191,7 @@ async fn reload_adds_an_ircs_listener_then_switches_to_a_certificate_at_new_path
         "{report:?}"
     );
     let addr = t.server().tls_addr().expect("the ircs listener is bound");
-    let (_irc, cert) = crate::tls_reload::tls_connect(addr).await;
+    let (_irc, cert) = tls_connect(addr).await;
     assert!(cert == der_a, "expected certificate A");
 
     // Same listener, other files.
@@ -205,7 +205,7 @@ async fn reload_adds_an_ircs_listener_then_switches_to_a_certificate_at_new_path
         "{report:?}"
     );
     assert_eq!(t.server().tls_addr(), Some(addr));
-    let (irc, cert) = crate::tls_reload::tls_connect(addr).await;
+    let (irc, cert) = tls_connect(addr).await;
     assert!(cert == der_b, "expected certificate B from the new paths");
     t.create_user("alice").await;
     let mut alice = TestClient::register_pass_on(irc, "alice", PASSWORD, "alice", &[]).await;
