@@ -1,9 +1,12 @@
-//! The tether daemon: reads the configuration, starts the server and runs
-//! until SIGINT or SIGTERM; SIGHUP reloads the TLS certificate.
+//! The tether daemon: reads the configuration, starts the server (on
+//! sockets passed by systemd, if any) and runs until SIGINT or SIGTERM;
+//! SIGHUP reloads the configuration file. systemd is kept informed through
+//! `$NOTIFY_SOCKET` when it asks for it.
 //! `tether import soju|znc <path>` imports another bouncer's users into the
 //! configured database instead, and exits.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -11,6 +14,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use tether::config::{Config, Listener};
 use tether::server::Server;
+use tether::server::activation;
+use tether::server::sd_notify::{self, Notifier};
 
 /// A multi-user IRC bouncer.
 #[derive(Parser)]
@@ -72,13 +77,17 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
-
     if let Some(Command::Import { from }) = args.command {
         return import(from, &args.config);
     }
+    // SAFETY: no other thread runs yet (the runtime is built below), and
+    // the descriptors LISTEN_FDS announces were passed to this process for
+    // it alone.
+    let inherited = unsafe { activation::take_from_env() };
 
     let mut config = Config::load(&args.config)
         .map_err(|e| anyhow::anyhow!("{}:\n{e}", args.config.display()))?;
+    let mut cli_listeners = Vec::new();
     for uri in &args.listen {
         let listener = Listener::parse(uri).map_err(|e| anyhow::anyhow!("--listen {uri}: {e}"))?;
         if listener.needs_tls() && config.tls.is_none() {
@@ -87,17 +96,26 @@ fn main() -> anyhow::Result<()> {
                 listener.scheme()
             );
         }
-        config.listeners.push(listener);
+        cli_listeners.push(listener);
     }
+    config.listeners.extend(cli_listeners.iter().cloned());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(config))
+    runtime.block_on(run(config, inherited, &args.config, &cli_listeners))
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
-    let server = Server::start(config).await.context("starting tether")?;
+async fn run(
+    config: Config,
+    inherited: activation::Inherited,
+    config_path: &Path,
+    cli_listeners: &[Listener],
+) -> anyhow::Result<()> {
+    let notifier = Arc::new(Notifier::from_env());
+    let mut server = Server::start_with_sockets(config, inherited)
+        .await
+        .context("starting tether")?;
     if let Some(password) = server.first_run_password() {
         eprintln!();
         eprintln!("  First run: created the administrator \"admin\" with password: {password}");
@@ -107,17 +125,32 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    notifier.ready(&server.summary());
+    if let Some(interval) = sd_notify::watchdog_from_env() {
+        sd_notify::spawn_watchdog(notifier.clone(), server.shared().clone(), interval);
+    }
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                if let Err(e) = server.reload_tls() {
-                    tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one");
-                }
+                notifier.reloading();
+                let status = match server.reload_file(config_path, cli_listeners).await {
+                    Ok(report) => report.summary(),
+                    Err(e) => {
+                        tracing::error!(
+                            "configuration reload refused, the running configuration stays \
+                             in force: {}:\n{e}",
+                            config_path.display()
+                        );
+                        format!("configuration reload refused: {e}")
+                    }
+                };
+                notifier.ready(&status);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
+    notifier.stopping();
     server.shutdown().await;
     Ok(())
 }

@@ -57,6 +57,7 @@ impl UserActor {
         self.sync_client_caps(id);
         let burst = burst::welcome(
             &self.shared.config,
+            &self.shared.live(),
             &self.shared.started,
             &nick,
             network.and_then(|n| self.networks.get(&n)).map(|n| &**n),

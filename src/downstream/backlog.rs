@@ -43,7 +43,7 @@ impl UserActor {
         }
         let name = client.cursor.name.clone();
         let store = self.shared.config.message_store;
-        let limit = self.shared.config.backlog_limit;
+        let limit = self.shared.live().backlog_limit;
         let Some(net) = self.networks.get_mut(&net_id) else {
             return;
         };

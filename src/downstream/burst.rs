@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::proto::isupport::{Isupport, chunk_tokens};
 use crate::proto::{Message, numeric};
+use crate::server::live::LiveConfig;
 use crate::user::network::{Channel, Network};
 
 /// Version string shown in 002/004.
@@ -16,14 +17,14 @@ pub const VERSION: &str = concat!("tether-", env!("CARGO_PKG_VERSION"));
 const HIDDEN_TOKENS: &[&str] = &["NAMESX", "UHNAMES"];
 
 /// ISUPPORT tokens of the bouncer connection (no network bound).
-fn bouncer_isupport(config: &Config) -> Vec<String> {
+fn bouncer_isupport(live: &LiveConfig) -> Vec<String> {
     let mut tokens = vec![
         "CASEMAPPING=ascii".to_string(),
         "CHANTYPES=".to_string(),
         "BOT=B".to_string(),
         "LINELEN=4096".to_string(),
     ];
-    let title = config.title.clone().unwrap_or_else(|| "tether".to_string());
+    let title = live.title.clone().unwrap_or_else(|| "tether".to_string());
     tokens.push(Isupport::encode_token("NETWORK", Some(&title)));
     tokens
 }
@@ -65,8 +66,10 @@ fn network_isupport(net: &Network) -> Vec<String> {
 /// adds the server name to numerics.
 ///
 /// NAMES replies are left out when `names` is false (no-implicit-names).
+/// The MOTD and title come from `live`, the reloadable configuration.
 pub fn welcome(
     config: &Config,
+    live: &LiveConfig,
     started: &str,
     nick: &str,
     net: Option<&Network>,
@@ -101,10 +104,10 @@ pub fn welcome(
     ));
     let tokens = match net {
         Some(net) => network_isupport(net),
-        None => bouncer_isupport(config),
+        None => bouncer_isupport(live),
     };
     out.extend(isupport_lines(host, nick, tokens));
-    match config.motd.as_deref() {
+    match live.motd.as_deref() {
         Some(motd) if !motd.trim().is_empty() => {
             out.push(num(
                 numeric::RPL_MOTDSTART,
@@ -139,8 +142,8 @@ fn isupport_lines(host: &str, nick: &str, tokens: Vec<String>) -> Vec<Message> {
 }
 
 /// The bouncer connection's 005 lines.
-pub fn bouncer_isupport_lines(config: &Config, nick: &str) -> Vec<Message> {
-    isupport_lines(&config.hostname, nick, bouncer_isupport(config))
+pub fn bouncer_isupport_lines(host: &str, live: &LiveConfig, nick: &str) -> Vec<Message> {
+    isupport_lines(host, nick, bouncer_isupport(live))
 }
 
 /// The network's current 005 lines, for clients that attached before the
@@ -274,7 +277,7 @@ mod tests {
             title: Some("My Bouncer".to_string()),
             ..Config::default()
         };
-        let tokens = bouncer_isupport(&config);
+        let tokens = bouncer_isupport(&LiveConfig::from_config(&config));
         for want in [
             "CASEMAPPING=ascii",
             "CHANTYPES=",

@@ -133,7 +133,7 @@ pub async fn serve(
     )
     .await;
     if let Some(events) = attached {
-        let limiter = crate::downstream::flood::Limiter::new(shared.config.client_flood);
+        let limiter = crate::downstream::flood::Limiter::new(shared.live().client_flood);
         tracing::Instrument::instrument(pump(&mut reader, &writer, id, events, limiter), span)
             .await;
     }
@@ -175,7 +175,7 @@ async fn register(
     remote: String,
     client_cert: Option<String>,
 ) -> Option<tokio::sync::mpsc::Sender<UserEvent>> {
-    let deadline = Instant::now() + shared.config.registration_timeout;
+    let deadline = Instant::now() + shared.live().registration_timeout;
     let mut reg = Registration {
         nick: None,
         user: None,
@@ -301,7 +301,9 @@ async fn register(
             // draft/extended-isupport: before the network is known, the
             // bouncer's own tokens; the burst brings the network's.
             "ISUPPORT" if reg.caps.contains("draft/extended-isupport") => {
-                for line in crate::downstream::burst::bouncer_isupport_lines(&shared.config, &nick)
+                let host = &shared.config.hostname;
+                for line in
+                    crate::downstream::burst::bouncer_isupport_lines(host, &shared.live(), &nick)
                 {
                     reply(writer, line);
                 }

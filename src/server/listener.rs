@@ -1,6 +1,9 @@
 //! Binding listeners and their accept loops: TCP (plain or TLS, IRC or
 //! WebSocket), unix sockets for IRC, the admin socket and the ident
-//! server. Every accepted connection holds a
+//! server. Binding ([`open`]) and serving ([`serve`]) are separate steps so
+//! that a socket inherited from systemd can be served, and a reload can
+//! bind every new listener before it changes anything. Every accepted
+//! connection holds a
 //! permit of the connection limit for its lifetime; one over the limit gets
 //! `ERROR` and is closed. Temporary accept errors (such as running out of
 //! file descriptors) back off instead of spinning. A connection from a
@@ -8,17 +11,19 @@
 //! before any TLS handshake.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Listener;
 use crate::conn::{BoxRead, BoxWrite};
+use crate::server::conn_limit::ConnectionLimit;
 use crate::server::proxied::{self, Prefixed};
 use crate::server::{Bound, ServerError, Shared};
 
@@ -32,6 +37,14 @@ fn bind_error(listener: &Listener, error: std::io::Error) -> ServerError {
     }
 }
 
+/// An open listening socket: bound here, or inherited from the service
+/// manager (socket activation).
+#[derive(Debug)]
+pub enum Socket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
 /// Bind one listener and start its accept loop.
 pub async fn bind(
     shared: Arc<Shared>,
@@ -39,65 +52,79 @@ pub async fn bind(
     tls: Option<Arc<rustls::ServerConfig>>,
     tracker: TaskTracker,
 ) -> Result<(Bound, JoinHandle<()>), ServerError> {
-    let limit = shared.connection_limit.clone();
-    match &listener {
+    let socket = open(&listener).await?;
+    serve(shared, listener, socket, tls, tracker)
+}
+
+/// Bind the socket of one listener (an IRC unix socket gets mode 0775,
+/// the admin socket 0600).
+pub async fn open(listener: &Listener) -> Result<Socket, ServerError> {
+    match listener {
         Listener::Ircs { addr }
         | Listener::Irc { addr }
         | Listener::IrcInsecure { addr }
         | Listener::Wss { addr }
         | Listener::Ws { addr }
-        | Listener::WsInsecure { addr } => {
-            let tcp = TcpListener::bind(addr)
-                .await
-                .map_err(|e| bind_error(&listener, e))?;
-            let local = tcp.local_addr().map_err(|e| bind_error(&listener, e))?;
-            tracing::info!("listening on {}://{local}", listener.scheme());
-            let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-            let websocket = listener.is_websocket();
-            let task = tokio::spawn(accept_tcp(shared, tcp, acceptor, websocket, limit, tracker));
-            Ok((
-                Bound::Tcp {
-                    listener,
-                    addr: local,
-                },
-                task,
-            ))
-        }
-        Listener::Ident { addr } => {
-            let tcp = TcpListener::bind(addr)
-                .await
-                .map_err(|e| bind_error(&listener, e))?;
-            let local = tcp.local_addr().map_err(|e| bind_error(&listener, e))?;
-            tracing::info!("listening on ident://{local}");
-            let task = tokio::spawn(accept_ident(shared, tcp, limit, tracker));
-            Ok((
-                Bound::Tcp {
-                    listener,
-                    addr: local,
-                },
-                task,
-            ))
-        }
+        | Listener::WsInsecure { addr }
+        | Listener::Ident { addr } => TcpListener::bind(addr)
+            .await
+            .map(Socket::Tcp)
+            .map_err(|e| bind_error(listener, e)),
         Listener::Unix { path } | Listener::UnixAdmin { path } => {
             let admin = matches!(listener, Listener::UnixAdmin { .. });
             // A socket file left by a previous run would make bind fail.
             if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
                 let _ = std::fs::remove_file(path);
             }
-            let unix = UnixListener::bind(path).map_err(|e| bind_error(&listener, e))?;
+            let unix = UnixListener::bind(path).map_err(|e| bind_error(listener, e))?;
             let mode = if admin { 0o600 } else { 0o775 };
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| bind_error(&listener, e))?;
-            let scheme = if admin { "unix+admin" } else { "unix" };
-            tracing::info!("listening on {scheme}://{}", path.display());
-            let task = tokio::spawn(accept_unix(shared, unix, admin, limit, tracker));
+                .map_err(|e| bind_error(listener, e))?;
+            Ok(Socket::Unix(unix))
+        }
+    }
+}
+
+/// Start the accept loop of `listener` on its open `socket`.
+pub fn serve(
+    shared: Arc<Shared>,
+    listener: Listener,
+    socket: Socket,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    tracker: TaskTracker,
+) -> Result<(Bound, JoinHandle<()>), ServerError> {
+    match socket {
+        Socket::Tcp(tcp) => {
+            let local = tcp.local_addr().map_err(|e| bind_error(&listener, e))?;
+            tracing::info!("listening on {}://{local}", listener.scheme());
+            let task = if matches!(listener, Listener::Ident { .. }) {
+                tokio::spawn(accept_ident(shared, tcp, tracker))
+            } else {
+                let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+                let websocket = listener.is_websocket();
+                tokio::spawn(accept_tcp(shared, tcp, acceptor, websocket, tracker))
+            };
             Ok((
-                Bound::Unix {
-                    listener: listener.clone(),
-                    path: path.clone(),
+                Bound::Tcp {
+                    listener,
+                    addr: local,
                 },
                 task,
             ))
+        }
+        Socket::Unix(unix) => {
+            let admin = matches!(listener, Listener::UnixAdmin { .. });
+            let path = match &listener {
+                Listener::Unix { path } | Listener::UnixAdmin { path } => path.clone(),
+                _ => unix
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+                    .unwrap_or_default(),
+            };
+            tracing::info!("listening on {}://{}", listener.scheme(), path.display());
+            let task = tokio::spawn(accept_unix(shared, unix, admin, tracker));
+            Ok((Bound::Unix { listener, path }, task))
         }
     }
 }
@@ -142,16 +169,16 @@ where
 /// Take a connection permit for a new connection; without one the peer is
 /// told why and closed.
 fn admit<S>(
-    limit: &Arc<Semaphore>,
+    limit: &ConnectionLimit,
     tracker: &TaskTracker,
     mut stream: S,
 ) -> Option<(OwnedSemaphorePermit, S)>
 where
     S: AsyncWrite + Unpin + Send + 'static,
 {
-    match limit.clone().try_acquire_owned() {
-        Ok(permit) => Some((permit, stream)),
-        Err(_) => {
+    match limit.try_acquire() {
+        Some(permit) => Some((permit, stream)),
+        None => {
             tracker.spawn(async move {
                 let _ = stream.write_all(b"ERROR :Too many connections\r\n").await;
             });
@@ -165,12 +192,11 @@ async fn accept_tcp(
     tcp: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     websocket: bool,
-    limit: Arc<Semaphore>,
     tracker: TaskTracker,
 ) {
     let mut backoff = AcceptBackoff(Duration::ZERO);
     while let Some((stream, peer)) = accept_next(&shared, &mut backoff, || tcp.accept()).await {
-        let Some((permit, stream)) = admit(&limit, &tracker, stream) else {
+        let Some((permit, stream)) = admit(&shared.connection_limit, &tracker, stream) else {
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -242,16 +268,10 @@ async fn serve_stream<S>(
     }
 }
 
-async fn accept_unix(
-    shared: Arc<Shared>,
-    unix: UnixListener,
-    admin: bool,
-    limit: Arc<Semaphore>,
-    tracker: TaskTracker,
-) {
+async fn accept_unix(shared: Arc<Shared>, unix: UnixListener, admin: bool, tracker: TaskTracker) {
     let mut backoff = AcceptBackoff(Duration::ZERO);
     while let Some((stream, _)) = accept_next(&shared, &mut backoff, || unix.accept()).await {
-        let Some((permit, stream)) = admit(&limit, &tracker, stream) else {
+        let Some((permit, stream)) = admit(&shared.connection_limit, &tracker, stream) else {
             continue;
         };
         let shared = shared.clone();
@@ -296,15 +316,10 @@ where
 
 /// The ident server's accept loop. Over the connection limit a query is
 /// simply not answered (the connection is closed at once).
-async fn accept_ident(
-    shared: Arc<Shared>,
-    tcp: TcpListener,
-    limit: Arc<Semaphore>,
-    tracker: TaskTracker,
-) {
+async fn accept_ident(shared: Arc<Shared>, tcp: TcpListener, tracker: TaskTracker) {
     let mut backoff = AcceptBackoff(Duration::ZERO);
     while let Some((stream, peer)) = accept_next(&shared, &mut backoff, || tcp.accept()).await {
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
+        let Some(permit) = shared.connection_limit.try_acquire() else {
             continue;
         };
         let shared = shared.clone();

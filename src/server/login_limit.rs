@@ -47,7 +47,8 @@ struct Record {
 /// Failed-login records of the whole server.
 #[derive(Debug)]
 pub struct LoginThrottle {
-    cfg: LoginLimit,
+    /// The limits; a configuration reload may replace them.
+    cfg: Mutex<LoginLimit>,
     records: Mutex<HashMap<Key, Record>>,
 }
 
@@ -64,8 +65,21 @@ pub fn remote_ip(remote: &str) -> Option<IpAddr> {
 impl LoginThrottle {
     pub fn new(cfg: LoginLimit) -> LoginThrottle {
         LoginThrottle {
-            cfg,
+            cfg: Mutex::new(cfg),
             records: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limit(&self) -> LoginLimit {
+        self.cfg.lock().map(|c| *c).unwrap_or_default()
+    }
+
+    /// Apply new limits (a configuration reload). Records already kept
+    /// stay; their next failure is judged by the new limits.
+    pub fn set_limit(&self, cfg: LoginLimit) {
+        if let Ok(mut c) = self.cfg.lock() {
+            *c = cfg;
         }
     }
 
@@ -90,13 +104,14 @@ impl LoginThrottle {
     /// Record a failed login; returns how long to wait before telling the
     /// client (longer with each recent failure of the name or address).
     pub fn failed(&self, user: &str, ip: Option<IpAddr>) -> Duration {
+        let cfg = self.limit();
         let Ok(mut records) = self.records.lock() else {
             return Duration::ZERO;
         };
         let mut most_failures = 0;
         let now = Instant::now();
         if records.len() >= MAX_ENTRIES {
-            let window = self.cfg.window;
+            let window = cfg.window;
             records.retain(|_, r| {
                 r.locked_until.is_some_and(|u| u > now)
                     || now.duration_since(r.window_start) < window
@@ -104,8 +119,8 @@ impl LoginThrottle {
         }
         for key in Self::keys(user, ip) {
             let limit = match key {
-                Key::User(_) => self.cfg.user_failures,
-                Key::Ip(_) => self.cfg.ip_failures,
+                Key::User(_) => cfg.user_failures,
+                Key::Ip(_) => cfg.ip_failures,
             };
             if !records.contains_key(&key) && records.len() >= MAX_ENTRIES {
                 continue;
@@ -114,27 +129,27 @@ impl LoginThrottle {
                 window_start: now,
                 failures: 0,
                 locked_until: None,
-                lockout: self.cfg.lockout,
+                lockout: cfg.lockout,
             });
             if let Some(until) = r.locked_until {
                 if until > now {
-                    r.lockout = (r.lockout * 2).min(self.cfg.max_lockout);
+                    r.lockout = (r.lockout * 2).min(cfg.max_lockout);
                     r.locked_until = Some(now + r.lockout);
                     continue;
                 }
                 // A lockout that ran out: the next one starts longer.
                 r.locked_until = None;
-                r.lockout = (r.lockout * 2).min(self.cfg.max_lockout);
+                r.lockout = (r.lockout * 2).min(cfg.max_lockout);
                 r.failures = 0;
                 r.window_start = now;
             }
             let quiet = now.duration_since(r.window_start);
-            if quiet >= self.cfg.window {
+            if quiet >= cfg.window {
                 r.window_start = now;
                 r.failures = 0;
                 // Quiet for longer than the longest lockout: start over.
-                if quiet >= self.cfg.max_lockout {
-                    r.lockout = self.cfg.lockout;
+                if quiet >= cfg.max_lockout {
+                    r.lockout = cfg.lockout;
                 }
             }
             r.failures += 1;
@@ -226,6 +241,20 @@ mod tests {
         assert!(!t.allowed("bob", ip(1)));
         assert!(t.allowed("bob", ip(2)));
         assert!(t.allowed("bob", None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_limits_apply_to_the_next_failures() {
+        let t = LoginThrottle::new(cfg());
+        t.failed("alice", ip(1));
+        assert!(t.allowed("alice", ip(1)));
+        t.set_limit(LoginLimit {
+            user_failures: 2,
+            ..cfg()
+        });
+        assert_eq!(t.limit().user_failures, 2);
+        t.failed("alice", ip(1));
+        assert!(!t.allowed("alice", ip(1)));
     }
 
     #[test]

@@ -1,23 +1,30 @@
 //! The running bouncer: listeners and their accept loops ([`listener`]),
-//! WebSocket clients ([`websocket`], [`origin`]), TLS certificate reload
-//! ([`tls`]), the admin socket ([`admin`]), PROXY-protocol headers from
-//! trusted proxies ([`proxy_protocol`], [`proxied`]) and HTTP forwarding
-//! headers from them ([`forwarded`]), the ident server
-//! ([`ident`]), the
-//! state every task shares ([`Shared`]: configuration, database, the
-//! registry of user actors) and graceful shutdown.
+//! sockets inherited from systemd ([`activation`]), WebSocket clients
+//! ([`websocket`], [`origin`]), TLS certificate reload ([`tls`]), client
+//! certificates ([`client_cert`]), the admin socket ([`admin`]),
+//! PROXY-protocol headers from trusted proxies ([`proxy_protocol`],
+//! [`proxied`]) and HTTP forwarding headers from them ([`forwarded`]), the
+//! ident server ([`ident`]), the state every task shares ([`Shared`]:
+//! configuration, database, the registry of user actors), configuration
+//! reload ([`reload`], [`live`], [`conn_limit`]), service manager
+//! notifications ([`sd_notify`]) and graceful shutdown.
 
+pub mod activation;
 pub mod admin;
 pub mod alloc;
 pub mod client_cert;
+pub mod conn_limit;
 pub mod forwarded;
 pub mod ident;
 pub mod listener;
+pub mod live;
 pub mod login_limit;
 pub mod origin;
 pub mod proxied;
 pub mod proxy_protocol;
+pub mod reload;
 pub mod retention;
+pub mod sd_notify;
 pub mod tls;
 pub mod websocket;
 
@@ -28,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -52,18 +60,24 @@ pub enum ServerError {
     NoListener,
     #[error("password hashing: {0}")]
     Auth(#[from] crate::auth::AuthError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// State shared by every task of the server.
 pub struct Shared {
+    /// The configuration the server started with. The values a reload can
+    /// change are read from [`Shared::live`] instead.
     pub config: Config,
+    /// The reloadable part of the configuration.
+    live: ArcSwap<live::LiveConfig>,
     pub db: Db,
     /// When the server started, for 003.
     pub started: String,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
     /// Permits for open connections (`max-connections`).
-    pub connection_limit: Arc<tokio::sync::Semaphore>,
+    pub connection_limit: conn_limit::ConnectionLimit,
     /// IRCv3 STS policies of upstream hosts.
     pub sts: crate::upstream::sts::StsPolicies,
     /// Failed-login records (password guessing throttle).
@@ -79,6 +93,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The reloadable configuration values in force now.
+    pub fn live(&self) -> Arc<live::LiveConfig> {
+        self.live.load_full()
+    }
+
     /// A fresh client id.
     pub fn next_client_id(&self) -> u64 {
         self.next_client.fetch_add(1, Ordering::Relaxed)
@@ -132,14 +151,54 @@ pub enum Bound {
     },
 }
 
+impl Bound {
+    /// The configured listener.
+    pub fn listener(&self) -> &Listener {
+        match self {
+            Bound::Tcp { listener, .. } | Bound::Unix { listener, .. } => listener,
+        }
+    }
+}
+
+/// A listener being served: where it is bound and its accept task.
+#[derive(Debug)]
+struct Running {
+    bound: Bound,
+    task: JoinHandle<()>,
+    /// Its socket came from systemd: the socket file is not ours to
+    /// delete.
+    inherited: bool,
+}
+
+impl Running {
+    /// Stop accepting (connections already accepted stay) and wait until
+    /// the socket is closed.
+    async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        self.remove_socket_file();
+    }
+
+    fn remove_socket_file(&self) {
+        if let Bound::Unix { path, .. } = &self.bound
+            && !self.inherited
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// A running bouncer.
 pub struct Server {
     shared: Arc<Shared>,
-    bound: Vec<Bound>,
+    /// The configuration in force: the startup one, then each reload's.
+    current: Config,
+    listeners: Vec<Running>,
     certs: Option<Arc<tls::CertStore>>,
     first_run_password: Option<String>,
     connections: TaskTracker,
-    accept_tasks: Vec<JoinHandle<()>>,
+    /// Tasks other than accept loops (history retention).
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Server {
@@ -147,6 +206,16 @@ impl Server {
     /// administrator when there is no user yet, load the users and start
     /// serving.
     pub async fn start(config: Config) -> Result<Server, ServerError> {
+        Server::start_with_sockets(config, activation::Inherited::default()).await
+    }
+
+    /// Like [`start`](Self::start), serving listeners on the matching
+    /// sockets passed by systemd (socket activation) instead of binding
+    /// them; sockets left over are closed.
+    pub async fn start_with_sockets(
+        config: Config,
+        mut inherited: activation::Inherited,
+    ) -> Result<Server, ServerError> {
         if config.listeners.is_empty() {
             return Err(ServerError::NoListener);
         }
@@ -158,7 +227,7 @@ impl Server {
         };
         let db = Db::open(&config.db_path)?;
         let first_run_password = create_first_admin(&db).await?;
-        let connection_limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        let connection_limit = conn_limit::ConnectionLimit::new(config.max_connections);
         let sts = crate::upstream::sts::StsPolicies::new(
             db.load_sts_policies(crate::upstream::sts::now()).await?,
         );
@@ -170,6 +239,7 @@ impl Server {
                 config.upstream_connect_spacing,
             )),
             sts,
+            live: ArcSwap::from_pointee(live::LiveConfig::from_config(&config)),
             config,
             db,
             started: chrono::Utc::now()
@@ -182,91 +252,154 @@ impl Server {
         });
         retention::run_once(&shared).await;
         load_users(&shared).await?;
-        let connections = TaskTracker::new();
-        let mut bound = Vec::new();
-        let mut accept_tasks = vec![retention::spawn(shared.clone())];
-        for listener in shared.config.listeners.clone() {
-            let tls_config = match &certs {
-                Some(store) if listener.needs_tls() => {
-                    let alpn = if listener.is_websocket() {
-                        tls::ALPN_HTTP1
-                    } else {
-                        tls::ALPN_IRC
-                    };
-                    Some(store.server_config(alpn, shared.config.client_cert_auth)?)
-                }
-                _ => None,
-            };
-            let (b, task) =
-                listener::bind(shared.clone(), listener, tls_config, connections.clone()).await?;
-            bound.push(b);
-            accept_tasks.push(task);
-        }
-        Ok(Server {
+        let mut server = Server {
+            current: shared.config.clone(),
+            background: vec![retention::spawn(shared.clone())],
             shared,
-            bound,
+            listeners: Vec::new(),
             certs,
             first_run_password,
-            connections,
-            accept_tasks,
-        })
+            connections: TaskTracker::new(),
+        };
+        for listener in server.current.listeners.clone() {
+            let (socket, from_systemd) = match inherited.take(&listener).await {
+                Some(socket) => (socket, true),
+                None => (listener::open(&listener).await?, false),
+            };
+            server.serve_listener(listener, socket, from_systemd)?;
+        }
+        inherited.close_unclaimed();
+        Ok(server)
+    }
+
+    /// The rustls configuration for a new `listener`, if it needs TLS.
+    fn tls_for(
+        &self,
+        listener: &Listener,
+    ) -> Result<Option<Arc<rustls::ServerConfig>>, ServerError> {
+        match &self.certs {
+            Some(store) if listener.needs_tls() => {
+                let alpn = if listener.is_websocket() {
+                    tls::ALPN_HTTP1
+                } else {
+                    tls::ALPN_IRC
+                };
+                // client-cert-auth is read at startup only.
+                Ok(Some(store.server_config(
+                    alpn,
+                    self.shared.config.client_cert_auth,
+                )?))
+            }
+            _ if listener.needs_tls() => Err(ServerError::NoTls),
+            _ => Ok(None),
+        }
+    }
+
+    /// Start accepting on `socket` for `listener`.
+    fn serve_listener(
+        &mut self,
+        listener: Listener,
+        socket: listener::Socket,
+        inherited: bool,
+    ) -> Result<&Bound, ServerError> {
+        let tls = self.tls_for(&listener)?;
+        let (bound, task) = listener::serve(
+            self.shared.clone(),
+            listener,
+            socket,
+            tls,
+            self.connections.clone(),
+        )?;
+        self.listeners.push(Running {
+            bound,
+            task,
+            inherited,
+        });
+        Ok(&self.listeners[self.listeners.len() - 1].bound)
     }
 
     /// Bound address of the first plain-text TCP listener.
     pub fn irc_addr(&self) -> Option<SocketAddr> {
-        self.bound.iter().find_map(|b| match b {
-            Bound::Tcp {
-                listener: Listener::Irc { .. } | Listener::IrcInsecure { .. },
-                addr,
-            } => Some(*addr),
-            _ => None,
-        })
+        self.listeners
+            .iter()
+            .map(|r| &r.bound)
+            .find_map(|b| match b {
+                Bound::Tcp {
+                    listener: Listener::Irc { .. } | Listener::IrcInsecure { .. },
+                    addr,
+                } => Some(*addr),
+                _ => None,
+            })
     }
 
     /// Bound address of the first WebSocket listener of any kind.
     pub fn websocket_addr(&self) -> Option<SocketAddr> {
-        self.bound.iter().find_map(|b| match b {
-            Bound::Tcp { listener, addr } if listener.is_websocket() => Some(*addr),
-            _ => None,
-        })
+        self.listeners
+            .iter()
+            .map(|r| &r.bound)
+            .find_map(|b| match b {
+                Bound::Tcp { listener, addr } if listener.is_websocket() => Some(*addr),
+                _ => None,
+            })
     }
 
     /// Bound address of the first TLS listener.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.bound.iter().find_map(|b| match b {
-            Bound::Tcp {
-                listener: Listener::Ircs { .. },
-                addr,
-            } => Some(*addr),
-            _ => None,
-        })
+        self.listeners
+            .iter()
+            .map(|r| &r.bound)
+            .find_map(|b| match b {
+                Bound::Tcp {
+                    listener: Listener::Ircs { .. },
+                    addr,
+                } => Some(*addr),
+                _ => None,
+            })
     }
 
     /// Bound address of the first ident listener.
     pub fn ident_addr(&self) -> Option<SocketAddr> {
-        self.bound.iter().find_map(|b| match b {
-            Bound::Tcp {
-                listener: Listener::Ident { .. },
-                addr,
-            } => Some(*addr),
-            _ => None,
-        })
+        self.listeners
+            .iter()
+            .map(|r| &r.bound)
+            .find_map(|b| match b {
+                Bound::Tcp {
+                    listener: Listener::Ident { .. },
+                    addr,
+                } => Some(*addr),
+                _ => None,
+            })
     }
 
     /// Path of the first admin socket.
     pub fn admin_path(&self) -> Option<PathBuf> {
-        self.bound.iter().find_map(|b| match b {
-            Bound::Unix {
-                listener: Listener::UnixAdmin { .. },
-                path,
-            } => Some(path.clone()),
-            _ => None,
-        })
+        self.listeners
+            .iter()
+            .map(|r| &r.bound)
+            .find_map(|b| match b {
+                Bound::Unix {
+                    listener: Listener::UnixAdmin { .. },
+                    path,
+                } => Some(path.clone()),
+                _ => None,
+            })
     }
 
     /// Every bound listener.
-    pub fn bound(&self) -> &[Bound] {
-        &self.bound
+    pub fn bound(&self) -> Vec<Bound> {
+        self.listeners.iter().map(|r| r.bound.clone()).collect()
+    }
+
+    /// A one-line summary of what the server serves, e.g. for the service
+    /// manager's status.
+    pub fn summary(&self) -> String {
+        let users = self.shared.users.lock().map(|u| u.len()).unwrap_or(0);
+        let listeners: Vec<String> = self
+            .listeners
+            .iter()
+            .map(|r| r.bound.listener().to_string())
+            .collect();
+        format!("serving {users} users on {}", listeners.join(" "))
     }
 
     /// The password of the `admin` user created by this start, if any.
@@ -294,8 +427,11 @@ impl Server {
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         self.shared.shutdown.cancel();
-        for task in &self.accept_tasks {
+        for task in &self.background {
             task.abort();
+        }
+        for running in &self.listeners {
+            running.task.abort();
         }
         let users = self.shared.loaded_users();
         futures::future::join_all(users.iter().map(|u| u.stop("Server shutting down"))).await;
@@ -316,10 +452,8 @@ impl Server {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         self.shared.db.close().await;
-        for b in &self.bound {
-            if let Bound::Unix { path, .. } = b {
-                let _ = std::fs::remove_file(path);
-            }
+        for running in &self.listeners {
+            running.remove_socket_file();
         }
     }
 }

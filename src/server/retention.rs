@@ -15,10 +15,10 @@ const INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Run the job once; returns how many messages were deleted.
 pub async fn run_once(shared: &Shared) -> u64 {
-    let config = &shared.config;
-    if config.message_store != MessageStore::Db {
+    if shared.config.message_store != MessageStore::Db {
         return 0;
     }
+    let config = shared.live();
     let mut deleted = 0u64;
     if let Some(expiry) = config.message_expiry {
         let cutoff = crate::proto::time::now_millis()

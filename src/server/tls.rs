@@ -1,7 +1,8 @@
 //! TLS for `ircs` and `wss` listeners: the certificate and key are loaded from PEM
 //! files into a resolver that can swap them at run time (SIGHUP), so a
 //! renewed certificate is served to new connections while established ones
-//! keep their session.
+//! keep their session. A configuration reload may also point the store at
+//! other files ([`CertStore::install`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,12 +33,29 @@ pub const ALPN_IRC: &[u8] = b"irc";
 /// fail their handshake, since a client's ALPN list must then overlap.
 pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 
-/// The current certificate, swappable.
+/// The current certificate, swappable, and the files it came from (which a
+/// configuration reload may change too).
 #[derive(Debug)]
 pub struct CertStore {
-    cert_path: PathBuf,
-    key_path: PathBuf,
+    paths: ArcSwap<(PathBuf, PathBuf)>,
     current: ArcSwap<CertifiedKey>,
+}
+
+/// A certificate chain and key read from their files, not in use yet.
+#[derive(Debug)]
+pub struct LoadedCert {
+    paths: (PathBuf, PathBuf),
+    key: CertifiedKey,
+}
+
+impl LoadedCert {
+    /// Read and check a certificate chain and its key.
+    pub fn read(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, TlsError> {
+        Ok(LoadedCert {
+            key: load(cert_path, key_path)?,
+            paths: (cert_path.to_path_buf(), key_path.to_path_buf()),
+        })
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -70,19 +88,29 @@ fn load(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
 
 impl CertStore {
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Arc<CertStore>, TlsError> {
-        let key = load(cert_path, key_path)?;
-        Ok(Arc::new(CertStore {
-            cert_path: cert_path.to_path_buf(),
-            key_path: key_path.to_path_buf(),
-            current: ArcSwap::from_pointee(key),
-        }))
+        Ok(CertStore::with(LoadedCert::read(cert_path, key_path)?))
+    }
+
+    /// A store serving `loaded`.
+    pub fn with(loaded: LoadedCert) -> Arc<CertStore> {
+        Arc::new(CertStore {
+            paths: ArcSwap::from_pointee(loaded.paths),
+            current: ArcSwap::from_pointee(loaded.key),
+        })
     }
 
     /// Read the files again; on error the old certificate stays in use.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let key = load(&self.cert_path, &self.key_path)?;
-        self.current.store(Arc::new(key));
+        let paths = self.paths.load_full();
+        self.install(LoadedCert::read(&paths.0, &paths.1)?);
         Ok(())
+    }
+
+    /// Serve `loaded` to new connections from now on; later reloads read
+    /// its files.
+    pub fn install(&self, loaded: LoadedCert) {
+        self.current.store(Arc::new(loaded.key));
+        self.paths.store(Arc::new(loaded.paths));
     }
 
     /// A rustls server configuration serving this store's certificate,

@@ -83,7 +83,8 @@ pub async fn serve<S>(
 {
     let mut framing = Framing::Text;
     let mut forwarded = None;
-    let origins = &shared.config.http_origins;
+    let live = shared.live();
+    let origins = &live.http_origins;
     // The callback's signature is tungstenite's: its error is the HTTP
     // response sent instead of the upgrade.
     #[allow(clippy::result_large_err)]

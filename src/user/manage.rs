@@ -65,7 +65,7 @@ impl UserActor {
         let limit = self
             .record
             .max_networks
-            .or(self.shared.config.max_user_networks);
+            .or(self.shared.live().max_user_networks);
         if let Some(max) = limit
             && self.networks.len() >= max as usize
         {

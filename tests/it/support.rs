@@ -153,6 +153,10 @@ impl Tether {
         self.server.as_ref().expect("server running")
     }
 
+    pub fn server_mut(&mut self) -> &mut Server {
+        self.server.as_mut().expect("server running")
+    }
+
     /// Graceful shutdown, bounded by [`TIMEOUT`]; returns the temp dir so
     /// that the same config and DB can be started again.
     pub async fn shutdown(mut self) -> TempDir {
@@ -564,9 +568,26 @@ impl TetherProcess {
     /// `tether --config <config>` with cwd `cwd`, info-level logging and no
     /// colours.
     pub fn spawn(config: &Path, cwd: &Path) -> TetherProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-            .arg("--config")
-            .arg(config)
+        TetherProcess::spawn_with(config, cwd, |_| {})
+    }
+
+    /// Like [`spawn`](Self::spawn), with `configure` changing the command
+    /// first (environment, `pre_exec`).
+    pub fn spawn_with(
+        config: &Path,
+        cwd: &Path,
+        configure: impl FnOnce(&mut Command),
+    ) -> TetherProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+        command.arg("--config").arg(config);
+        configure(&mut command);
+        TetherProcess::start(command, cwd)
+    }
+
+    /// Run `command` (the tether binary, or a wrapper that execs it) with
+    /// cwd `cwd`, info-level logging, no colours and stderr captured.
+    pub fn start(mut command: Command, cwd: &Path) -> TetherProcess {
+        let mut child = command
             .current_dir(cwd)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

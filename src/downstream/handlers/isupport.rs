@@ -13,7 +13,7 @@ impl UserActor {
         let host = self.shared.config.hostname.clone();
         let lines = match client.network.and_then(|n| self.networks.get(&n)) {
             Some(net) => burst::network_isupport_lines(&host, &client.nick, net),
-            None => burst::bouncer_isupport_lines(&self.shared.config, &client.nick),
+            None => burst::bouncer_isupport_lines(&host, &self.shared.live(), &client.nick),
         };
         for msg in &lines {
             self.send_to(id, msg);
