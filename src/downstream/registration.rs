@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::conn::{BoxRead, BoxWrite, LineReader, Writer, WriterOptions, spawn_writer};
+use crate::conn::{BoxRead, BoxWrite, LineReader, Writer, WriterOptions, spawn_counted_writer};
 use crate::downstream::handlers::cap::{self, CapState};
 use crate::downstream::{Attach, bind};
+use crate::metrics::{CounterRef, GaugeGuard, LoginFailure};
 use crate::proto::codec::CLIENT_LINE_MAX;
 use crate::proto::sasl::{Assembled, ChunkAssembler, decode_plain};
 use crate::proto::{Frame, Message, numeric};
@@ -90,16 +91,27 @@ struct Registration {
 
 /// Serve one client connection until it closes.
 pub async fn serve(shared: Arc<Shared>, read: BoxRead, write: BoxWrite, remote: String) {
-    let (writer, writer_task) = spawn_writer(
+    let metrics = &shared.metrics;
+    let _open = GaugeGuard::new(metrics, |m| &m.downstreams);
+    let (writer, writer_task) = spawn_counted_writer(
         write,
         WriterOptions {
             capacity: CLIENT_QUEUE,
             flood: None,
         },
+        Some(CounterRef::new(metrics, |m| &m.downstream_sent)),
     );
-    let mut reader = LineReader::new(read, CLIENT_LINE_MAX);
+    let mut reader = LineReader::new(read, CLIENT_LINE_MAX)
+        .counting(CounterRef::new(metrics, |m| &m.downstream_received));
     let id = shared.next_client_id();
-    let span = tracing::info_span!("client", id, %remote);
+    // `user` and `network` are filled in once the client has logged in.
+    let span = tracing::info_span!(
+        "client",
+        client = id,
+        %remote,
+        user = tracing::field::Empty,
+        network = tracing::field::Empty,
+    );
     let attached = tracing::Instrument::instrument(
         register(&shared, &mut reader, &writer, id, remote),
         span.clone(),
@@ -450,11 +462,15 @@ async fn check_password(
     let ip = crate::server::login_limit::remote_ip(remote);
     if !shared.logins.allowed(username, ip) {
         tracing::info!(user = %username, %remote, "login refused: too many failures");
+        shared.metrics.login_failures(LoginFailure::Throttled).inc();
         return Err(LoginError::Throttled);
     }
     let result = verify_login(shared, username, password).await;
     match result {
-        Err(LoginError::Invalid) => shared.logins.failed(username, ip),
+        Err(LoginError::Invalid) => {
+            shared.metrics.login_failures(LoginFailure::Invalid).inc();
+            shared.logins.failed(username, ip);
+        }
         Ok(_) => shared.logins.succeeded(username),
         Err(_) => {}
     }
@@ -561,6 +577,11 @@ async fn finish(
         ));
         return None;
     };
+    let span = tracing::Span::current();
+    span.record("user", login.user.as_str());
+    if let Some(network) = &login.network {
+        span.record("network", network.as_str());
+    }
     tracing::info!(user = %login.user, network = ?login.network, network_id = ?reg.bind, client = ?login.client, "client registered");
     let attach = Attach {
         id,

@@ -1,5 +1,6 @@
 //! Binding listeners and their accept loops: TCP (plain or TLS, IRC or
-//! WebSocket), unix sockets for IRC, and the admin socket. Every accepted connection holds a
+//! WebSocket), unix sockets for IRC, and the admin socket; the metrics
+//! listeners are bound here and served by [`super::prometheus`]. Every accepted connection holds a
 //! permit of the connection limit for its lifetime; one over the limit gets
 //! `ERROR` and is closed. Temporary accept errors (such as running out of
 //! file descriptors) back off instead of spinning.
@@ -59,6 +60,21 @@ pub async fn bind(
                 task,
             ))
         }
+        Listener::Prometheus { addr } | Listener::PrometheusInsecure { addr } => {
+            let tcp = TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_error(&listener, e))?;
+            let local = tcp.local_addr().map_err(|e| bind_error(&listener, e))?;
+            tracing::info!("listening on {}://{local}", listener.scheme());
+            let task = tokio::spawn(crate::server::prometheus::accept(shared, tcp, tracker));
+            Ok((
+                Bound::Tcp {
+                    listener,
+                    addr: local,
+                },
+                task,
+            ))
+        }
         Listener::Unix { path } | Listener::UnixAdmin { path } => {
             let admin = matches!(listener, Listener::UnixAdmin { .. });
             // A socket file left by a previous run would make bind fail.
@@ -84,7 +100,8 @@ pub async fn bind(
 }
 
 /// Back off on accept errors: 5 ms doubling up to 1 s.
-struct AcceptBackoff(Duration);
+#[derive(Default)]
+pub(super) struct AcceptBackoff(Duration);
 
 impl AcceptBackoff {
     async fn wait(&mut self, error: &std::io::Error) {
@@ -96,7 +113,7 @@ impl AcceptBackoff {
 
 /// The next accepted connection of a listener, backing off on accept
 /// errors; `None` once the server shuts down.
-async fn accept_next<T, F, Fut>(
+pub(super) async fn accept_next<T, F, Fut>(
     shared: &Shared,
     backoff: &mut AcceptBackoff,
     mut accept: F,

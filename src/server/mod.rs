@@ -1,14 +1,17 @@
 //! The running bouncer: listeners and their accept loops ([`listener`]),
 //! WebSocket clients ([`websocket`], [`origin`]), TLS certificate reload
-//! ([`tls`]), the admin socket ([`admin`]), the
+//! ([`tls`]), the admin socket ([`admin`]), the metrics endpoint
+//! ([`prometheus`] over a minimal [`http`]), the
 //! state every task shares ([`Shared`]: configuration, database, the
 //! registry of user actors) and graceful shutdown.
 
 pub mod admin;
 pub mod alloc;
+pub mod http;
 pub mod listener;
 pub mod login_limit;
 pub mod origin;
+pub mod prometheus;
 pub mod retention;
 pub mod tls;
 pub mod websocket;
@@ -60,6 +63,8 @@ pub struct Shared {
     pub sts: crate::upstream::sts::StsPolicies,
     /// Failed-login records (password guessing throttle).
     pub logins: login_limit::LoginThrottle,
+    /// Counters and gauges served by the metrics listeners.
+    pub metrics: Arc<crate::metrics::Metrics>,
     users: Mutex<HashMap<String, UserHandle>>,
     user_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_client: AtomicU64,
@@ -151,6 +156,7 @@ impl Server {
         let shared = Arc::new(Shared {
             connection_limit,
             logins: login_limit::LoginThrottle::new(config.login_limit),
+            metrics: crate::metrics::Metrics::new(),
             sts,
             config,
             db,

@@ -5,6 +5,7 @@
 //! gives up. It stops reading while the network's read gate is closed
 //! (clients catching up, see [`crate::user::flow`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -12,7 +13,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::Liveness;
-use crate::conn::{BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_writer};
+use crate::conn::{
+    BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_counted_writer,
+};
+use crate::metrics::{CounterRef, GaugeGuard, Metrics};
 use crate::proto::codec::SERVER_LINE_MAX;
 use crate::proto::{Frame, Message};
 use crate::upstream::tls::{TlsOptions, TlsSetupError, client_setup};
@@ -85,6 +89,8 @@ pub struct LinkOptions {
     pub flood: FloodControl,
     /// Reading pauses while this is false (see [`crate::user::flow`]).
     pub gate: tokio::sync::watch::Receiver<bool>,
+    /// Where the link counts its lines, connect errors and itself.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Connect to a network after `delay` and pump its lines into the user's
@@ -102,6 +108,7 @@ pub fn spawn_connection(
         liveness,
         flood,
         gate,
+        metrics,
     } = link;
     let reader = ReaderOptions { liveness, gate };
     let span = tracing::info_span!("upstream", net, host = %addr.host);
@@ -131,18 +138,23 @@ pub fn spawn_connection(
                 Ok(pair) => pair,
                 Err(e) => {
                     tracing::info!(error = %e, "connection failed");
+                    metrics.upstream_connect_errors.inc();
                     send(UpstreamEvent::ConnectFailed(e.to_string())).await;
                     return;
                 }
             };
             tracing::info!("connected");
-            let (writer, writer_task) = spawn_writer(
+            let _open = GaugeGuard::new(&metrics, |m| &m.upstreams);
+            let (writer, writer_task) = spawn_counted_writer(
                 write,
                 WriterOptions {
                     capacity: UPSTREAM_QUEUE,
                     flood: Some(flood),
                 },
+                Some(CounterRef::new(&metrics, |m| &m.upstream_sent)),
             );
+            let read = LineReader::new(read, SERVER_LINE_MAX)
+                .counting(CounterRef::new(&metrics, |m| &m.upstream_received));
             let cancel = writer.cancel_token();
             if !send(UpstreamEvent::Connected(Box::new(UpstreamLink {
                 writer: writer.clone(),
@@ -167,7 +179,7 @@ pub fn spawn_connection(
 }
 
 async fn read_loop(
-    read: BoxRead,
+    mut reader: LineReader,
     events: &mpsc::Sender<UserEvent>,
     net: i64,
     attempt: u64,
@@ -175,7 +187,6 @@ async fn read_loop(
     options: ReaderOptions,
 ) -> Option<String> {
     let ReaderOptions { liveness, mut gate } = options;
-    let mut reader = LineReader::new(read, SERVER_LINE_MAX);
     let mut probing = false;
     loop {
         // Paused for slow clients: silence meanwhile is ours, not the

@@ -113,7 +113,9 @@ impl UserActor {
         let history =
             crate::user::history::NetHistory::new(stored, self.shared.config.history_ring_size);
         let net = Network::new(record, channels, &default_nick, history);
-        self.networks.insert(net.id(), Box::new(net));
+        let id = net.id();
+        self.networks.insert(id, Box::new(net));
+        self.sync_network_metric(id);
     }
 
     /// Start a connection attempt for a network after `delay`.
@@ -140,9 +142,13 @@ impl UserActor {
             liveness: self.shared.config.upstream_liveness,
             flood: self.shared.config.upstream_flood,
             gate: net.read_gate.subscribe(),
+            metrics: self.shared.metrics.clone(),
         };
-        let task =
-            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, delay, link);
+        // The connection's log lines carry the network's name.
+        let span = tracing::info_span!("network", network = %net.name());
+        let task = span.in_scope(|| {
+            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, delay, link)
+        });
         self.tasks.push(task);
         self.notify_network_changed(id);
     }
