@@ -228,11 +228,6 @@ impl Writer {
     }
 }
 
-/// Complete lines in `bytes` (each is counted when its newline is written).
-fn newlines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|b| **b == b'\n').count() as u64
-}
-
 fn queue(tx: &mpsc::Sender<Arc<str>>, line: Arc<str>) -> Result<(), SendError> {
     tx.try_send(line).map_err(|e| match e {
         mpsc::error::TrySendError::Full(_) => SendError::Full,
@@ -245,7 +240,8 @@ pub fn spawn_writer(sink: BoxWrite, opts: WriterOptions) -> (Writer, JoinHandle<
     spawn_counted_writer(sink, opts, None)
 }
 
-/// [`spawn_writer`], counting every line written to the peer into `sent`.
+/// [`spawn_writer`], counting every line handed to the peer's socket into
+/// `sent` (lines dropped from the queue by [`Writer::abort`] are not).
 pub fn spawn_counted_writer(
     sink: BoxWrite,
     opts: WriterOptions,
@@ -319,7 +315,7 @@ struct WriterTask {
     final_line: Arc<Mutex<Option<Closing>>>,
     bucket: Option<Bucket>,
     progress: Arc<Notify>,
-    /// Counts the lines written.
+    /// Counts the lines handed to the socket.
     sent: Option<CounterRef>,
 }
 
@@ -351,7 +347,9 @@ impl WriterTask {
                 line = self.normal.recv(), if wait.is_zero() => line.map_or(Next::Done, Next::Line),
                 _ = tokio::time::sleep(wait), if !wait.is_zero() => continue,
             };
-            // Lines in `out` this round, counted once written.
+            // Lines in `out` this round. They are counted as sent when
+            // handed to the socket, so that a peer that has read them never
+            // sees them uncounted.
             let mut lines = 1;
             match next {
                 Next::Cancelled => break,
@@ -379,6 +377,7 @@ impl WriterTask {
                     }
                 }
             }
+            self.count_sent(lines);
             let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
             let mut written = 0;
             let mut cancelled = false;
@@ -408,7 +407,6 @@ impl WriterTask {
                 // are dealt with at closing time, like the queued ones.
                 mid_line = written > 0 && out.get(written - 1) != Some(&b'\n');
                 leftover = out.split_off(written);
-                self.count_sent(newlines(&out));
                 break;
             }
             out.clear();
@@ -416,7 +414,7 @@ impl WriterTask {
                 out = BytesMut::new();
             }
             match write {
-                Ok(Ok(())) => self.count_sent(lines),
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "write failed");
                     self.cancel.cancel();
@@ -439,24 +437,27 @@ impl WriterTask {
             // to a torn one.
             out.extend_from_slice(&leftover[..=end]);
         }
+        // The lines taken from the queues before were counted then.
+        let mut lines = 0;
         if let Some(closing) = closing {
             if closing.flush {
                 while let Ok(line) = self.priority.try_recv() {
                     encode_line(&line, &mut out);
+                    lines += 1;
                 }
                 while let Ok(line) = self.normal.try_recv() {
                     encode_line(&line, &mut out);
+                    lines += 1;
                 }
             }
             if let Some(line) = closing.final_line {
                 encode_line(&line, &mut out);
+                lines += 1;
             }
         }
-        if !out.is_empty()
-            && let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.write_all(&out)).await
-        {
-            // A line torn by the close is counted here, where its end is.
-            self.count_sent(newlines(&out));
+        if !out.is_empty() {
+            self.count_sent(lines);
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.write_all(&out)).await;
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.shutdown()).await;
     }

@@ -267,7 +267,8 @@ fn take_appends(
 /// otherwise one savepoint each. Returns what [`AppendBatch::finish`]
 /// returns: the appends to retry later with the error that stopped them
 /// (nothing when everything was stored). The rows stored and the time it
-/// took are added to `stats`.
+/// took are added to `stats` before anyone is told the outcome, so what a
+/// client sees (messages are relayed once stored) is already counted.
 fn store_batch(
     conn: &mut Connection,
     items: Vec<Pending>,
@@ -275,22 +276,14 @@ fn store_batch(
     stats: &DbStats,
 ) -> (Vec<Pending>, Option<DbError>) {
     let started = Instant::now();
-    let rows = entry_count(&items);
-    let outcome = match store_at_once(conn, items, append_commits) {
-        Ok(()) => {
-            stats.rows_stored.add(rows);
-            (Vec::new(), None)
-        }
-        Err(items) => {
-            let mut batch = AppendBatch::new(conn);
-            for p in items {
-                batch.insert(p);
-            }
-            batch.finish(append_commits, stats)
-        }
+    let Err(items) = store_at_once(conn, items, append_commits, (stats, started)) else {
+        return (Vec::new(), None);
     };
-    stats.batch_seconds.observe(started.elapsed());
-    outcome
+    let mut batch = AppendBatch::new(conn);
+    for p in items {
+        batch.insert(p);
+    }
+    batch.finish(append_commits, (stats, started))
 }
 
 /// The number of entries (rows) the appends of `items` hold.
@@ -310,6 +303,7 @@ fn store_at_once(
     conn: &mut Connection,
     items: Vec<Pending>,
     append_commits: &AtomicUsize,
+    (stats, started): (&DbStats, Instant),
 ) -> Result<(), Vec<Pending>> {
     let Ok(tx) = conn.transaction() else {
         return Err(items);
@@ -334,6 +328,8 @@ fn store_at_once(
         return Err(items);
     }
     append_commits.fetch_add(1, Ordering::Relaxed);
+    stats.rows_stored.add(entry_count(&items));
+    stats.batch_seconds.observe(started.elapsed());
     for p in items {
         (p.done)(Ok(()));
     }
@@ -423,7 +419,7 @@ impl<'c> AppendBatch<'c> {
     fn finish(
         self,
         append_commits: &AtomicUsize,
-        stats: &DbStats,
+        (stats, started): (&DbStats, Instant),
     ) -> (Vec<Pending>, Option<DbError>) {
         let outcome = match self.tx {
             Ok(tx) if tx.is_autocommit() => Err(DbError::Sqlite(other_error(
@@ -444,6 +440,7 @@ impl<'c> AppendBatch<'c> {
                 );
             }
         }
+        stats.batch_seconds.observe(started.elapsed());
         let mut parked = Vec::new();
         let mut error = None;
         for (p, result) in self.taken {

@@ -5,7 +5,8 @@
 //!
 //! It stands apart from the IRC listeners: its connections take no permit
 //! of `max-connections` but have their own small limit
-//! ([`MAX_CONNECTIONS`]; one over it gets `503` and is closed), and a
+//! ([`MAX_CONNECTIONS`]; one over it is sent `503` if its socket takes it
+//! at once, and closed), and a
 //! scrape only reads atomics, so it never waits on, or holds up, a user
 //! actor. Each connection may make several requests (keep-alive), each
 //! within [`REQUEST_TIMEOUT`]; a malformed request gets its error status
@@ -30,6 +31,10 @@ pub const MAX_CONNECTIONS: usize = 16;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests served on one connection before it is closed.
 const MAX_REQUESTS: usize = 100;
+/// How long a closing connection's remaining input is read and discarded.
+const LINGER: Duration = Duration::from_secs(2);
+/// How much of a closing connection's remaining input is read at most.
+const LINGER_BYTES: usize = 64 * 1024;
 
 /// Accept scrape connections until the server shuts down.
 pub(super) async fn accept(
@@ -39,32 +44,57 @@ pub(super) async fn accept(
 ) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut backoff = AcceptBackoff::default();
-    while let Some((mut stream, peer)) = accept_next(&shared, &mut backoff, || tcp.accept()).await {
+    while let Some((stream, peer)) = accept_next(&shared, &mut backoff, || tcp.accept()).await {
         let _ = stream.set_nodelay(true);
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "too many metrics connections");
-            tracker.spawn(async move {
-                let busy = http::response(
-                    (503, "Service Unavailable"),
-                    &[("Content-Type", "text/plain; charset=utf-8")],
-                    b"Too many connections\n",
-                    false,
-                    false,
-                );
-                let _ = tokio::time::timeout(REQUEST_TIMEOUT, stream.write_all(&busy)).await;
-            });
+            // Without waiting: a fresh socket's buffer takes these few
+            // bytes, and an overload is no time to hold connections open.
+            let busy = http::response(
+                (503, "Service Unavailable"),
+                &[("Content-Type", "text/plain; charset=utf-8")],
+                b"Too many connections\n",
+                false,
+                false,
+            );
+            let _ = stream.try_write(&busy);
             continue;
         };
         let shared = shared.clone();
         tracker.spawn(async move {
+            let mut stream = stream;
             let _permit = permit;
             tokio::select! {
                 _ = shared.shutdown.cancelled() => {}
                 () = serve(&shared, &mut stream) => {}
             }
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, stream.shutdown()).await;
+            close(&mut stream).await;
         });
     }
+}
+
+/// Close politely: send FIN, then read and discard what the peer still
+/// sends (a refused body, the rest of an over-long head) for a little
+/// while. Closing with unread input would reset the connection, and the
+/// peer could lose the response it has not read yet.
+async fn close(stream: &mut TcpStream) {
+    if tokio::time::timeout(LINGER, stream.shutdown())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// What reading a request head gave.

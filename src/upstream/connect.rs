@@ -144,7 +144,7 @@ pub fn spawn_connection(
                 }
             };
             tracing::info!("connected");
-            let _open = GaugeGuard::new(&metrics, |m| &m.upstreams);
+            let open = GaugeGuard::new(&metrics, |m| &m.upstreams);
             let (writer, writer_task) = spawn_counted_writer(
                 write,
                 WriterOptions {
@@ -172,6 +172,9 @@ pub fn spawn_connection(
                 "disconnected"
             );
             writer.close(None);
+            // Counted down before the actor hears of it, so that what it
+            // tells clients is already in the metrics.
+            drop(open);
             send(UpstreamEvent::Closed(reason)).await;
         },
         span,

@@ -23,6 +23,7 @@ mod interop;
 mod interop_ircv3;
 mod labeled;
 mod limits;
+mod metrics;
 mod monitor;
 mod reconnect;
 mod registration;
