@@ -471,6 +471,9 @@ async fn check_password(
             shared.metrics.login_failures(LoginFailure::Invalid).inc();
             shared.logins.failed(username, ip);
         }
+        Err(LoginError::Disabled) => {
+            shared.metrics.login_failures(LoginFailure::Disabled).inc();
+        }
         Ok(_) => shared.logins.succeeded(username),
         Err(_) => {}
     }

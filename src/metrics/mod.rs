@@ -211,17 +211,24 @@ pub enum LoginFailure {
     Invalid,
     /// Refused unchecked: too many recent failures for the name or address.
     Throttled,
+    /// The right password for a disabled user.
+    Disabled,
 }
 
 impl LoginFailure {
     /// Every reason, in the order they are exposed.
-    pub const ALL: [LoginFailure; 2] = [LoginFailure::Invalid, LoginFailure::Throttled];
+    pub const ALL: [LoginFailure; 3] = [
+        LoginFailure::Invalid,
+        LoginFailure::Throttled,
+        LoginFailure::Disabled,
+    ];
 
     /// The `reason` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             LoginFailure::Invalid => "invalid",
             LoginFailure::Throttled => "throttled",
+            LoginFailure::Disabled => "disabled",
         }
     }
 }
@@ -250,7 +257,7 @@ pub struct Metrics {
     /// Connections dropped per [`QueueDrop`] reason.
     queue_drops: [Counter; 3],
     /// Refused logins per [`LoginFailure`] reason.
-    login_failures: [Counter; 2],
+    login_failures: [Counter; 3],
 }
 
 impl Metrics {

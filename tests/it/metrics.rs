@@ -370,10 +370,10 @@ async fn metrics_count_users_links_and_relayed_messages() {
         later.get("tether_login_failures_total", "reason=\"invalid\""),
         before.get("tether_login_failures_total", "reason=\"invalid\"") + 1.0
     );
-    assert_eq!(
-        later.get("tether_login_failures_total", "reason=\"throttled\""),
-        0.0
-    );
+    for reason in ["throttled", "disabled"] {
+        let labels = format!("reason=\"{reason}\"");
+        assert_eq!(later.get("tether_login_failures_total", &labels), 0.0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,4 +567,62 @@ async fn scrapers_over_the_limit_are_turned_away() {
     // IRC clients do not share that limit.
     let mut c = s.client("phone", &[]).await;
     c.sync().await;
+}
+
+/// Log in with PASS and expect to be refused (ERROR, then the close).
+async fn refused_login(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+) -> Vec<tether::proto::Message> {
+    let mut c = TestClient::connect(addr).await;
+    c.send_msg(&tether::proto::Message::new("PASS", [password]))
+        .await;
+    c.send("NICK someone").await;
+    c.send(&format!("USER {user} 0 * :S")).await;
+    let all = c.expect_eof().await;
+    assert!(
+        all.iter().any(|m| m.command == "ERROR") && !all.iter().any(|m| m.command == "001"),
+        "{all:?}"
+    );
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_logins_are_counted_by_reason() {
+    let s =
+        Setup::with_config("listen http+prometheus://127.0.0.1:0\nlogin-limit-user-failures 1\n")
+            .await;
+    let addr = metrics_addr(&s);
+    s.tether
+        .admin_words(&[
+            "user",
+            "create",
+            "-username",
+            "carol",
+            "-password",
+            PASSWORD,
+            "-enabled=false",
+        ])
+        .await
+        .expect("creating a disabled user");
+    let reasons = |m: &Scrape| {
+        ["invalid", "throttled", "disabled"]
+            .map(|r| m.get("tether_login_failures_total", &format!("reason=\"{r}\"")))
+    };
+    assert_eq!(reasons(&scrape(addr).await), [0.0, 0.0, 0.0]);
+
+    let tether_addr = s.tether.addr;
+    refused_login(tether_addr, "alice", "wrong").await;
+    assert_eq!(reasons(&scrape(addr).await), [1.0, 0.0, 0.0]);
+    // Locked out after one failure: refused without a check.
+    let all = refused_login(tether_addr, "alice", PASSWORD).await;
+    assert!(
+        all.iter()
+            .any(|m| m.param(0) == Some("Too many failed logins, try again later")),
+        "{all:?}"
+    );
+    assert_eq!(reasons(&scrape(addr).await), [1.0, 1.0, 0.0]);
+    refused_login(tether_addr, "carol", PASSWORD).await;
+    assert_eq!(reasons(&scrape(addr).await), [1.0, 1.0, 1.0]);
 }
