@@ -21,6 +21,8 @@
 //!   Prometheus text form (served by [`server::prometheus`]).
 //! - [`logging`]: the daemon's log subscriber (text or JSON) and its
 //!   runtime debug switch.
+//! - [`import`]: `tether import soju|znc`, moving users, networks and
+//!   channels from another bouncer into the database.
 
 pub mod auth;
 pub mod config;
@@ -28,6 +30,7 @@ pub mod conn;
 pub mod db;
 pub mod downstream;
 pub mod history;
+pub mod import;
 pub mod logging;
 pub mod metrics;
 pub mod proto;

@@ -1,5 +1,7 @@
 //! The tether daemon: reads the configuration, starts the server and runs
 //! until SIGINT or SIGTERM; SIGHUP reloads the TLS certificate.
+//! `tether import soju|znc <path>` imports another bouncer's users into the
+//! configured database instead, and exits.
 
 use std::path::PathBuf;
 
@@ -16,7 +18,7 @@ use tether::server::Server;
 #[command(version, about)]
 struct Args {
     /// Configuration file.
-    #[arg(long, short = 'c', default_value = "/etc/tether/config")]
+    #[arg(long, short = 'c', default_value = "/etc/tether/config", global = true)]
     config: PathBuf,
     /// Add a listener (e.g. ircs://0.0.0.0:6697, irc://localhost:6667,
     /// unix:///run/tether/irc, unix+admin:///run/tether/admin); may repeat.
@@ -28,12 +30,46 @@ struct Args {
     /// Log line format: text (the default) or json (one object per line).
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Import users, networks and channels from soju or ZNC, then exit.
+    ///
+    /// Writes into the database named by --config. Run it with tether
+    /// stopped, or restart tether afterwards; running it again creates
+    /// nothing twice.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum ImportFrom {
+    /// From a soju SQLite database (opened read-only).
+    Soju {
+        /// soju's database file.
+        path: PathBuf,
+    },
+    /// From a ZNC configuration, with SASL settings and client certificates
+    /// from the module data next to it.
+    Znc {
+        /// ZNC's znc.conf.
+        path: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     tether::server::alloc::tune();
     let args = Args::parse();
     tether::logging::init(args.log_format, args.debug).context("setting up logging")?;
+
+    if let Some(Command::Import { from }) = args.command {
+        return import(from, &args.config);
+    }
 
     let mut config = Config::load(&args.config)
         .map_err(|e| anyhow::anyhow!("{}:\n{e}", args.config.display()))?;
@@ -77,5 +113,54 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     server.shutdown().await;
+    Ok(())
+}
+
+/// `tether import`: read the other bouncer's data, write it into the
+/// configured database, print the report.
+fn import(from: ImportFrom, config_path: &std::path::Path) -> anyhow::Result<()> {
+    use tether::import;
+
+    let config = Config::load(config_path)
+        .map_err(|e| anyhow::anyhow!("{}:\n{e}", config_path.display()))?;
+    let source = match &from {
+        ImportFrom::Soju { path } => import::soju::read(path)?,
+        ImportFrom::Znc { path } => import::znc::read(path)?,
+    };
+    let db_path = &config.db_path;
+    let in_use = import::in_use::database_in_use(db_path);
+    if in_use {
+        eprintln!(
+            "warning: {} is open in another process (a running tether?); it will not see the imported users until it restarts",
+            db_path.display()
+        );
+    }
+    eprintln!(
+        "importing {} user(s) from {} into {}",
+        source.users.len(),
+        source.kind,
+        db_path.display()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let db = tether::db::Db::open(db_path)
+            .with_context(|| format!("opening {}", db_path.display()))?;
+        let mut progress = |done: usize, total: usize| {
+            if done.is_multiple_of(100) && done < total {
+                eprintln!("  {done}/{total} users");
+            }
+        };
+        let report = import::apply(&db, source, &mut progress).await;
+        db.close().await;
+        anyhow::Ok(report?)
+    })?;
+    print!("{report}");
+    if in_use {
+        println!("Restart tether to load the imported users.");
+    } else {
+        println!("Start (or restart) tether to load the imported users.");
+    }
     Ok(())
 }

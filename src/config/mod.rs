@@ -427,6 +427,10 @@ pub struct Config {
     pub client_flood: ClientFlood,
     /// Failed-login throttling: the `login-limit-*` directives.
     pub login_limit: LoginLimit,
+    /// `client-cert-auth true|false`: TLS listeners ask clients for a
+    /// certificate, and users may log in with a registered one (SASL
+    /// EXTERNAL, `device-certificate`).
+    pub client_cert_auth: bool,
 }
 
 /// Timings of upstream dead-link detection.
@@ -467,6 +471,7 @@ impl Default for Config {
             registration_timeout: DEFAULT_REGISTRATION_TIMEOUT,
             upstream_liveness: Liveness::default(),
             upstream_flood: crate::conn::FloodControl::UPSTREAM,
+            client_cert_auth: false,
             client_flood: ClientFlood::default(),
             login_limit: LoginLimit::default(),
         }
@@ -652,6 +657,7 @@ impl Builder {
             "message-expiry" => "message-expiry",
             "message-user-limit" => "message-user-limit",
             "backlog-limit" => "backlog-limit",
+            "client-cert-auth" => "client-cert-auth",
             other => match limits::DIRECTIVES.iter().find(|n| **n == other) {
                 Some(n) => n,
                 None => {
@@ -780,6 +786,21 @@ impl Builder {
                 match std::fs::read_to_string(path) {
                     Ok(text) => self.config.motd = Some(text),
                     Err(e) => self.error(d.line, format!("cannot read motd file {path:?}: {e}")),
+                }
+            }
+            "client-cert-auth" => {
+                let Some([v]) = self.params(d, 1) else {
+                    return;
+                };
+                match v.as_str() {
+                    "true" => self.config.client_cert_auth = true,
+                    "false" => self.config.client_cert_auth = false,
+                    _ => self.error(
+                        d.line,
+                        format!(
+                            "invalid value {v:?} for client-cert-auth (expected true or false)"
+                        ),
+                    ),
                 }
             }
             "max-connections" => {

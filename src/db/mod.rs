@@ -39,6 +39,7 @@ use crate::history::{Entry, Fetch};
 pub mod channels;
 mod checkpoint;
 pub mod cursors;
+pub mod device_certs;
 pub mod messages;
 pub mod networks;
 pub mod read_markers;
@@ -355,6 +356,39 @@ impl Db {
     /// [`DbError::NotFound`] if there is no such user.
     pub async fn delete_user(&self, id: i64) -> DbResult<()> {
         self.call(move |conn| users::delete(conn, id)).await
+    }
+
+    /// A user's device certificates.
+    pub async fn list_device_certs(&self, user_id: i64) -> DbResult<Vec<device_certs::DeviceCert>> {
+        self.call(move |conn| device_certs::list(conn, user_id))
+            .await
+    }
+
+    /// Register a device certificate (lowercase hex SHA-512) for a user.
+    pub async fn add_device_cert(
+        &self,
+        user_id: i64,
+        fingerprint: String,
+        label: String,
+    ) -> DbResult<()> {
+        self.call(move |conn| device_certs::add(conn, user_id, &fingerprint, &label))
+            .await
+    }
+
+    /// Remove one of a user's device certificates; whether it existed.
+    pub async fn delete_device_cert(&self, user_id: i64, fingerprint: String) -> DbResult<bool> {
+        self.call(move |conn| device_certs::delete(conn, user_id, &fingerprint))
+            .await
+    }
+
+    /// The user id owning a device certificate, recording this login.
+    pub async fn device_cert_login(
+        &self,
+        fingerprint: String,
+        ip: String,
+    ) -> DbResult<Option<device_certs::CertOwner>> {
+        self.call(move |conn| device_certs::login(conn, &fingerprint, &ip))
+            .await
     }
 
     /// Number of users.

@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "full-text index written per batch of messages, not per row",
         apply: migration_4,
     },
+    Migration {
+        description: "device certificates for client certificate login",
+        apply: migration_5,
+    },
 ];
 
 /// The schema version this build of tether writes.
@@ -227,6 +231,24 @@ fn migration_3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 /// triggers: every stored row is indexed when its transaction commits.
 fn migration_4(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch("DROP TRIGGER messages_fts_insert;")
+}
+
+/// Client certificates a user registered to log in with SASL EXTERNAL
+/// (`device-certificate`). A fingerprint (lowercase hex SHA-512 of the
+/// certificate) belongs to at most one user.
+fn migration_5(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE device_certificates (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            fingerprint TEXT NOT NULL UNIQUE,
+            label TEXT NOT NULL DEFAULT '',
+            created_at INTEGER NOT NULL,
+            last_used INTEGER,
+            last_ip TEXT
+        );
+        CREATE INDEX device_certificates_user ON device_certificates(user_id);",
+    )
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ impl UserActor {
             cap_version: attach.cap_version,
             offered: attach.offered,
             remote: attach.remote,
+            client_cert: attach.client_cert,
             away: attach.away,
         };
         let id = client.id;

@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod history;
 pub mod label;
 pub mod registration;
+pub mod sasl_external;
 
 use std::collections::HashSet;
 
@@ -82,6 +83,8 @@ pub struct Attach {
     pub remote: String,
     /// Away state set before registration (draft/pre-away).
     pub away: Option<crate::user::away::ClientAway>,
+    /// Fingerprint of the TLS client certificate presented, if any.
+    pub client_cert: Option<Box<str>>,
 }
 
 /// An attached client, owned by the user actor.
@@ -99,6 +102,8 @@ pub struct Downstream {
     /// The passthrough capabilities the client was last told about.
     pub offered: capset::CapValues,
     pub remote: String,
+    /// Fingerprint of the TLS client certificate presented, if any.
+    pub client_cert: Option<Box<str>>,
     /// Delivery tracking for automatic backlog.
     pub cursor: crate::user::history::ClientCursor,
     /// This client's away state; `None` when present.

@@ -80,17 +80,44 @@ struct Registration {
     cap_version: u32,
     offered: crate::downstream::capset::CapValues,
     negotiating: bool,
-    sasl: Option<ChunkAssembler>,
+    /// The SASL exchange under way: its mechanism and the response so far.
+    sasl: Option<(SaslMech, ChunkAssembler)>,
     /// Login name and user id authenticated by SASL.
     sasl_login: Option<(LoginName, i64)>,
     /// The network id chosen with `BOUNCER BIND`.
     bind: Option<i64>,
     /// Away state set before registration (draft/pre-away).
     away: Option<crate::user::away::ClientAway>,
+    /// Fingerprint of the TLS client certificate presented, if any.
+    client_cert: Option<String>,
+}
+
+/// The SASL mechanisms clients may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SaslMech {
+    Plain,
+    /// A registered device certificate (`client-cert-auth`).
+    External,
+}
+
+impl Registration {
+    /// Whether this client may log in with SASL EXTERNAL.
+    fn external_allowed(&self, shared: &Shared) -> bool {
+        shared.config.client_cert_auth && self.client_cert.is_some()
+    }
 }
 
 /// Serve one client connection until it closes.
-pub async fn serve(shared: Arc<Shared>, read: BoxRead, write: BoxWrite, remote: String) {
+///
+/// `client_cert` is the fingerprint of the TLS client certificate the
+/// client presented (see [`crate::server::client_cert`]).
+pub async fn serve(
+    shared: Arc<Shared>,
+    read: BoxRead,
+    write: BoxWrite,
+    remote: String,
+    client_cert: Option<String>,
+) {
     let metrics = &shared.metrics;
     let _open = GaugeGuard::new(metrics, |m| &m.downstreams);
     let (writer, writer_task) = spawn_counted_writer(
@@ -113,7 +140,7 @@ pub async fn serve(shared: Arc<Shared>, read: BoxRead, write: BoxWrite, remote: 
         network = tracing::field::Empty,
     );
     let attached = tracing::Instrument::instrument(
-        register(&shared, &mut reader, &writer, id, remote),
+        register(&shared, &mut reader, &writer, id, remote, client_cert),
         span.clone(),
     )
     .await;
@@ -158,6 +185,7 @@ async fn register(
     writer: &Writer,
     id: u64,
     remote: String,
+    client_cert: Option<String>,
 ) -> Option<tokio::sync::mpsc::Sender<UserEvent>> {
     let deadline = Instant::now() + shared.config.registration_timeout;
     let mut reg = Registration {
@@ -172,6 +200,7 @@ async fn register(
         sasl_login: None,
         bind: None,
         away: None,
+        client_cert,
     };
     let cancel = writer.cancel_token();
     loop {
@@ -215,12 +244,14 @@ async fn register(
         };
         match msg.command.as_str() {
             "CAP" => {
+                let sasl_external = reg.external_allowed(shared);
                 let replies = cap::handle(
                     CapState {
                         caps: &mut reg.caps,
                         version: &mut reg.cap_version,
                         negotiating: &mut reg.negotiating,
                         offered: &mut reg.offered,
+                        sasl_external,
                     },
                     None,
                     &nick,
@@ -359,21 +390,27 @@ async fn authenticate(
         );
         return;
     }
-    let Some(assembler) = reg.sasl.as_mut() else {
+    let Some((mech, assembler)) = reg.sasl.as_mut() else {
+        let external = reg.external_allowed(shared);
         if arg.eq_ignore_ascii_case("PLAIN") {
-            reg.sasl = Some(ChunkAssembler::default());
+            reg.sasl = Some((SaslMech::Plain, ChunkAssembler::default()));
+            reply(writer, Message::new("AUTHENTICATE", ["+"]));
+        } else if external && arg.eq_ignore_ascii_case("EXTERNAL") {
+            reg.sasl = Some((SaslMech::External, ChunkAssembler::default()));
             reply(writer, Message::new("AUTHENTICATE", ["+"]));
         } else {
+            let mechs = if external { "PLAIN,EXTERNAL" } else { "PLAIN" };
             num(
                 shared,
                 writer,
                 numeric::RPL_SASLMECHS,
-                &[nick, "PLAIN", "are available SASL mechanisms"],
+                &[nick, mechs, "are available SASL mechanisms"],
             );
             sasl_failed(shared, writer, nick);
         }
         return;
     };
+    let mech = *mech;
     let payload = match assembler.push(arg) {
         Ok(Assembled::NeedMore) => return,
         Ok(Assembled::Done(payload)) => payload,
@@ -394,16 +431,36 @@ async fn authenticate(
         }
     };
     reg.sasl = None;
-    let creds = match decode_plain(&payload) {
-        Ok(c) if c.authzid.is_empty() || c.authzid == c.authcid => c,
-        _ => {
-            sasl_failed(shared, writer, nick);
-            return;
+    let result = match mech {
+        SaslMech::Plain => {
+            let creds = match decode_plain(&payload) {
+                Ok(c) if c.authzid.is_empty() || c.authzid == c.authcid => c,
+                _ => {
+                    sasl_failed(shared, writer, nick);
+                    return;
+                }
+            };
+            let login = LoginName::parse(&creds.authcid);
+            check_password(shared, &login.user, &creds.password, remote)
+                .await
+                .map(|id| (login, id))
+        }
+        SaslMech::External => {
+            let Some(fingerprint) = reg.client_cert.clone() else {
+                sasl_failed(shared, writer, nick);
+                return;
+            };
+            let result =
+                crate::downstream::sasl_external::login(shared, fingerprint, &payload, remote)
+                    .await;
+            if let Err(e) = &result {
+                count_login_failure(shared, e);
+            }
+            result
         }
     };
-    let login = LoginName::parse(&creds.authcid);
-    match check_password(shared, &login.user, &creds.password, remote).await {
-        Ok(user_id) => {
+    match result {
+        Ok((login, user_id)) => {
             let account = login.user.clone();
             reg.sasl_login = Some((login, user_id));
             num(
@@ -440,7 +497,7 @@ async fn authenticate(
 }
 
 /// Why a login was refused (the client only ever sees a generic text).
-enum LoginError {
+pub(crate) enum LoginError {
     Invalid,
     /// Too many recent failures for this user name or address.
     Throttled,
@@ -462,22 +519,34 @@ async fn check_password(
     let ip = crate::server::login_limit::remote_ip(remote);
     if !shared.logins.allowed(username, ip) {
         tracing::info!(user = %username, %remote, "login refused: too many failures");
-        shared.metrics.login_failures(LoginFailure::Throttled).inc();
+        count_login_failure(shared, &LoginError::Throttled);
         return Err(LoginError::Throttled);
     }
     let result = verify_login(shared, username, password).await;
+    if let Err(e) = &result {
+        count_login_failure(shared, e);
+    }
     match result {
         Err(LoginError::Invalid) => {
-            shared.metrics.login_failures(LoginFailure::Invalid).inc();
-            shared.logins.failed(username, ip);
-        }
-        Err(LoginError::Disabled) => {
-            shared.metrics.login_failures(LoginFailure::Disabled).inc();
+            let slowdown = shared.logins.failed(username, ip);
+            tokio::time::sleep(slowdown).await;
         }
         Ok(_) => shared.logins.succeeded(username),
         Err(_) => {}
     }
     result
+}
+
+/// Count a refused login (PASS, SASL PLAIN or EXTERNAL) in the metrics;
+/// internal errors are not the client's failure and are not counted.
+fn count_login_failure(shared: &Shared, error: &LoginError) {
+    let reason = match error {
+        LoginError::Invalid => LoginFailure::Invalid,
+        LoginError::Throttled => LoginFailure::Throttled,
+        LoginError::Disabled => LoginFailure::Disabled,
+        LoginError::Internal => return,
+    };
+    shared.metrics.login_failures(reason).inc();
 }
 
 async fn verify_login(shared: &Shared, username: &str, password: &str) -> Result<i64, LoginError> {
@@ -598,6 +667,7 @@ async fn finish(
         client_name: login.client,
         remote,
         away: reg.away,
+        client_cert: reg.client_cert.map(String::into_boxed_str),
     };
     let events = handle.sender();
     if events

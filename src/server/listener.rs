@@ -179,7 +179,7 @@ async fn accept_tcp(
             let remote = peer.to_string();
             let Some(acceptor) = acceptor else {
                 if websocket {
-                    crate::server::websocket::serve(shared, stream, remote).await;
+                    crate::server::websocket::serve(shared, stream, remote, None).await;
                 } else {
                     let (r, w) = stream.into_split();
                     crate::downstream::registration::serve(
@@ -187,6 +187,7 @@ async fn accept_tcp(
                         Box::new(r),
                         Box::new(w),
                         remote,
+                        None,
                     )
                     .await;
                 }
@@ -203,22 +204,29 @@ async fn accept_tcp(
                     return;
                 }
             };
-            serve_stream(shared, tls, websocket, remote).await;
+            let cert = crate::server::client_cert::peer_fingerprint(tls.get_ref().1);
+            serve_stream(shared, tls, websocket, remote, cert).await;
         });
     }
 }
 
-/// Serve a client on a stream that is not split yet (TLS).
-async fn serve_stream<S>(shared: Arc<Shared>, stream: S, websocket: bool, remote: String)
-where
+/// Serve a client on a stream that is not split yet (TLS), which may have
+/// presented a certificate (its fingerprint).
+async fn serve_stream<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    websocket: bool,
+    remote: String,
+    cert: Option<String>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if websocket {
-        crate::server::websocket::serve(shared, stream, remote).await;
+        crate::server::websocket::serve(shared, stream, remote, cert).await;
     } else {
         let (r, w) = tokio::io::split(stream);
         let (read, write): (BoxRead, BoxWrite) = (Box::new(r), Box::new(w));
-        crate::downstream::registration::serve(shared, read, write, remote).await;
+        crate::downstream::registration::serve(shared, read, write, remote, cert).await;
     }
 }
 
@@ -246,6 +254,7 @@ async fn accept_unix(
                     Box::new(r),
                     Box::new(w),
                     "unix".to_string(),
+                    None,
                 )
                 .await;
             }

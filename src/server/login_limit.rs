@@ -1,7 +1,10 @@
 //! Throttling of password guessing.
 //!
 //! Failed logins are counted per user name and per remote IP address
-//! ([`LoginLimit`]). Once either has failed too often within the window, it
+//! ([`LoginLimit`]). Each failure slows the answer to the next ones down
+//! ([`SLOWDOWN_STEP`] per recent failure, at most [`MAX_SLOWDOWN`]), so a
+//! guesser gets fewer tries per connection. Once either has failed too
+//! often within the window, it
 //! is locked out: further attempts are refused before the password is
 //! checked (no hashing work is spent on them), and every failure that still
 //! comes in while locked doubles the lockout up to its maximum. A
@@ -22,6 +25,10 @@ use crate::config::LoginLimit;
 
 /// Most records kept at once.
 pub const MAX_ENTRIES: usize = 100_000;
+/// Delay added to the answer of a failed login per recent failure.
+pub const SLOWDOWN_STEP: Duration = Duration::from_millis(250);
+/// The longest delay of an answer to a failed login.
+pub const MAX_SLOWDOWN: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
@@ -80,11 +87,13 @@ impl LoginThrottle {
         })
     }
 
-    /// Record a failed login.
-    pub fn failed(&self, user: &str, ip: Option<IpAddr>) {
+    /// Record a failed login; returns how long to wait before telling the
+    /// client (longer with each recent failure of the name or address).
+    pub fn failed(&self, user: &str, ip: Option<IpAddr>) -> Duration {
         let Ok(mut records) = self.records.lock() else {
-            return;
+            return Duration::ZERO;
         };
+        let mut most_failures = 0;
         let now = Instant::now();
         if records.len() >= MAX_ENTRIES {
             let window = self.cfg.window;
@@ -101,7 +110,7 @@ impl LoginThrottle {
             if !records.contains_key(&key) && records.len() >= MAX_ENTRIES {
                 continue;
             }
-            let r = records.entry(key).or_insert(Record {
+            let r = records.entry(key.clone()).or_insert(Record {
                 window_start: now,
                 failures: 0,
                 locked_until: None,
@@ -129,10 +138,20 @@ impl LoginThrottle {
                 }
             }
             r.failures += 1;
+            most_failures = most_failures.max(r.failures);
             if r.failures >= limit {
                 r.locked_until = Some(now + r.lockout);
+                match key {
+                    Key::User(name) => {
+                        tracing::warn!(user = %name, lockout = ?r.lockout, "too many failed logins: user name locked out");
+                    }
+                    Key::Ip(addr) => {
+                        tracing::warn!(address = %addr, lockout = ?r.lockout, "too many failed logins: address locked out");
+                    }
+                }
             }
         }
+        (SLOWDOWN_STEP * most_failures).min(MAX_SLOWDOWN)
     }
 
     /// Record a successful login: the user name's failures are forgiven.
@@ -159,6 +178,24 @@ mod tests {
 
     fn ip(n: u8) -> Option<IpAddr> {
         Some(IpAddr::from([10, 0, 0, n]))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_failure_slows_the_next_answer_down() {
+        let t = LoginThrottle::new(LoginLimit {
+            user_failures: 100,
+            ip_failures: 100,
+            ..cfg()
+        });
+        let delays: Vec<Duration> = (0..20).map(|_| t.failed("bob", ip(1))).collect();
+        assert_eq!(delays[0], SLOWDOWN_STEP);
+        assert_eq!(delays[1], SLOWDOWN_STEP * 2);
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+        assert_eq!(*delays.last().expect("some"), MAX_SLOWDOWN);
+        // The address's failures slow down guesses at other names too.
+        assert!(t.failed("carol", ip(1)) > SLOWDOWN_STEP);
+        // Another name from another address starts afresh.
+        assert_eq!(t.failed("dave", ip(2)), SLOWDOWN_STEP);
     }
 
     #[tokio::test(start_paused = true)]

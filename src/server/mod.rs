@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod alloc;
+pub mod client_cert;
 pub mod http;
 pub mod listener;
 pub mod login_limit;
@@ -81,7 +82,8 @@ impl Shared {
         self.users.lock().ok().and_then(|u| u.get(name).cloned())
     }
 
-    fn all_users(&self) -> Vec<UserHandle> {
+    /// Every running user actor.
+    pub fn loaded_users(&self) -> Vec<UserHandle> {
         self.users
             .lock()
             .map(|u| u.values().cloned().collect())
@@ -181,7 +183,7 @@ impl Server {
                     } else {
                         tls::ALPN_IRC
                     };
-                    Some(store.server_config(alpn)?)
+                    Some(store.server_config(alpn, shared.config.client_cert_auth)?)
                 }
                 _ => None,
             };
@@ -274,7 +276,7 @@ impl Server {
         for task in &self.accept_tasks {
             task.abort();
         }
-        let users = self.shared.all_users();
+        let users = self.shared.loaded_users();
         futures::future::join_all(users.iter().map(|u| u.stop("Server shutting down"))).await;
         self.connections.close();
         if tokio::time::timeout(Duration::from_secs(5), self.connections.wait())

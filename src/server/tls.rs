@@ -88,15 +88,25 @@ impl CertStore {
     /// A rustls server configuration serving this store's certificate,
     /// announcing the ALPN protocol `alpn` (clients offering no ALPN are
     /// accepted too).
+    ///
+    /// With `client_certs`, clients are asked for an optional certificate
+    /// (see [`super::client_cert`]).
     pub fn server_config(
         self: &Arc<Self>,
         alpn: &[u8],
+        client_certs: bool,
     ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = if client_certs {
+            builder.with_client_cert_verifier(Arc::new(super::client_cert::AnyClientCert::new(
+                provider(),
+            )))
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder.with_cert_resolver(self.clone());
         config.alpn_protocols = vec![alpn.to_vec()];
         Ok(Arc::new(config))
     }

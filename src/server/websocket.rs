@@ -66,7 +66,7 @@ pub enum Framing {
 
 /// Serve one WebSocket client on an accepted (and, for `wss`, decrypted)
 /// stream: upgrade, then run the client like any other.
-pub async fn serve<S>(shared: Arc<Shared>, stream: S, remote: String)
+pub async fn serve<S>(shared: Arc<Shared>, stream: S, remote: String, cert: Option<String>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -102,7 +102,13 @@ where
     let (client_side, bridge_side) = tokio::io::duplex(PIPE_BUFFER);
     let (read, write) = tokio::io::split(client_side);
     tokio::join!(
-        crate::downstream::registration::serve(shared, Box::new(read), Box::new(write), remote),
+        crate::downstream::registration::serve(
+            shared,
+            Box::new(read),
+            Box::new(write),
+            remote,
+            cert
+        ),
         bridge(ws, bridge_side, framing),
     );
 }

@@ -8,7 +8,8 @@ use crate::service::duration::{format_duration, parse_duration};
 use crate::service::flags::{FlagKind, FlagSpec, parse_flags};
 use crate::user::UserActor;
 
-const FLAGS: &[FlagSpec] = &[
+/// The flags of `channel update`, also taken by `channel create`.
+pub(super) const FLAGS: &[FlagSpec] = &[
     FlagSpec {
         name: "network",
         kind: FlagKind::Value,
@@ -35,7 +36,10 @@ const FLAGS: &[FlagSpec] = &[
     },
 ];
 
-fn filter_flag(value: Option<&str>, flag: &str) -> Result<Option<MessageFilter>, String> {
+pub(super) fn filter_flag(
+    value: Option<&str>,
+    flag: &str,
+) -> Result<Option<MessageFilter>, String> {
     match value {
         None => Ok(None),
         Some(v) => MessageFilter::parse(v).map(Some).ok_or_else(|| {

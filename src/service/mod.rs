@@ -11,12 +11,17 @@
 
 pub mod certfp;
 pub mod channel;
+pub mod channel_create;
 pub mod channel_update;
+pub mod device_cert;
 pub mod duration;
 pub mod flags;
 pub mod network;
+pub mod network_quote;
 pub mod sasl;
+pub mod server;
 pub mod user;
+pub mod user_update;
 pub mod words;
 
 use std::sync::Arc;
@@ -92,6 +97,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         global: false,
     },
     CommandSpec {
+        path: &["network", "quote"],
+        usage: "[name] <line>",
+        desc: "send a raw IRC line to a network's server (the network of your client when no name is given)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
         path: &["channel", "status"],
         usage: "[-network <name>]",
         desc: "show saved channels and whether they are joined",
@@ -99,9 +111,23 @@ pub const COMMANDS: &[CommandSpec] = &[
         global: false,
     },
     CommandSpec {
+        path: &["channel", "create"],
+        usage: "<name> [-network <name>] [-key <key>] [-detached true|false] [-relay-detached default|none|highlight|message] [-reattach-on default|none|highlight|message] [-detach-on default|none|highlight|message] [-detach-after <duration>]",
+        desc: "save a channel and join it (on the bouncer connection, name it #channel/network or use -network)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
         path: &["channel", "update"],
         usage: "<name> [-network <name>] [-detached true|false] [-relay-detached default|none|highlight|message] [-reattach-on default|none|highlight|message] [-detach-on default|none|highlight|message] [-detach-after <duration>]",
         desc: "change a channel's detached state and detach settings",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["channel", "delete"],
+        usage: "<name> [-network <name>]",
+        desc: "forget a saved channel and part it",
         admin: false,
         global: false,
     },
@@ -148,10 +174,38 @@ pub const COMMANDS: &[CommandSpec] = &[
         global: false,
     },
     CommandSpec {
+        path: &["device-certificate", "status"],
+        usage: "",
+        desc: "show the client certificates you can log in with (SASL EXTERNAL)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["device-certificate", "create"],
+        usage: "[-fingerprint <sha-512>] [-label <label>]",
+        desc: "log in with a client certificate from now on: the one this connection presented, or the one with the given SHA-512 fingerprint (needs client-cert-auth)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["device-certificate", "delete"],
+        usage: "<fingerprint>",
+        desc: "stop accepting a client certificate (any unique prefix of at least 12 hex digits)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
         path: &["user", "create"],
-        usage: "-username <username> -password <password> [-admin] [-nick <nick>] [-realname <realname>] [-enabled true|false] [-max-networks <n>]",
+        usage: "-username <username> -password <password> [-disable-password] [-admin true|false] [-nick <nick>] [-realname <realname>] [-enabled true|false] [-max-networks <n>]",
         desc: "create a user",
         admin: true,
+        global: true,
+    },
+    CommandSpec {
+        path: &["user", "update"],
+        usage: "[username] [-password <password>] [-disable-password] [-admin true|false] [-nick <nick>] [-realname <realname>] [-enabled true|false] [-max-networks <n>]",
+        desc: "change your account (-password, -nick, -realname), or as an administrator another user's (-password, -admin, -enabled, -max-networks)",
+        admin: false,
         global: true,
     },
     CommandSpec {
@@ -172,6 +226,20 @@ pub const COMMANDS: &[CommandSpec] = &[
         path: &["user", "run"],
         usage: "<username> <command...>",
         desc: "run a command as another user",
+        admin: true,
+        global: true,
+    },
+    CommandSpec {
+        path: &["server", "status"],
+        usage: "",
+        desc: "show users, connections, networks and channels of the whole bouncer",
+        admin: true,
+        global: true,
+    },
+    CommandSpec {
+        path: &["server", "notice"],
+        usage: "<text>",
+        desc: "send a notice to every connected client of every user",
         admin: true,
         global: true,
     },
@@ -269,7 +337,10 @@ pub async fn run_global(
         ["user", "create"] => user::create(&shared, &args).await,
         ["user", "status"] => user::status(&shared, &args).await,
         ["user", "delete"] => user::delete(&shared, &caller, &args).await,
+        ["user", "update"] => user_update::update(&shared, &caller, &args).await,
         ["user", "run"] => user::run(&shared, &args).await,
+        ["server", "status"] => server::status(&shared).await,
+        ["server", "notice"] => server::notice(&shared, &args).await,
         _ => Err(format!(
             "\"{}\" acts on a user's networks: run it as a user, or use \"user run <username> {}\"",
             spec.path.join(" "),
@@ -383,14 +454,31 @@ impl UserActor {
             ["network", "update"] => self.service_network_update(&args).await,
             ["network", "delete"] => self.service_network_delete(&args).await,
             ["network", "status"] => Ok(self.service_network_status()),
+            ["network", "quote"] => self.service_network_quote(&args, context),
             ["channel", "status"] => self.service_channel_status(&args, context),
+            ["channel", "create"] => self.service_channel_create(&args, context),
             ["channel", "update"] => self.service_channel_update(&args, context),
+            ["channel", "delete"] => self.service_channel_delete(&args, context),
             ["sasl", "status"] => self.service_sasl_status(&args, context),
             ["sasl", "set-plain"] => self.service_sasl_set_plain(&args, context).await,
             ["sasl", "reset"] => self.service_sasl_reset(&args, context).await,
             ["certfp", "generate"] => self.service_certfp_generate(&args, context).await,
             ["certfp", "fingerprint"] => self.service_certfp_fingerprint(&args, context),
             ["certfp", "delete"] => self.service_certfp_delete(&args, context).await,
+            ["device-certificate", "status"] => self.service_device_cert_status().await,
+            ["device-certificate", "create"] => {
+                let current = match &respond {
+                    Responder::Client(id) => self
+                        .clients
+                        .get(id)
+                        .and_then(|c| c.client_cert.as_deref())
+                        .map(str::to_string),
+                    Responder::Oneshot(_) => None,
+                };
+                self.service_device_cert_create(&args, current.as_deref())
+                    .await
+            }
+            ["device-certificate", "delete"] => self.service_device_cert_delete(&args).await,
             _ => Err(format!(
                 "command \"{}\" is not available here",
                 spec.path.join(" ")

@@ -160,6 +160,7 @@ impl UserActor {
                 let state = match net.state {
                     LinkState::Registered => format!("connected as {}", net.nick),
                     _ if !net.record.enabled => "disabled".to_string(),
+                    _ if !self.record.enabled => "disabled (the account is disabled)".to_string(),
                     _ if let Some(why) = &net.halted => {
                         format!("disconnected, not retrying: {why}")
                     }

@@ -21,6 +21,10 @@ const CREATE_FLAGS: &[FlagSpec] = &[
         kind: FlagKind::Value,
     },
     FlagSpec {
+        name: "disable-password",
+        kind: FlagKind::Bool,
+    },
+    FlagSpec {
         name: "admin",
         kind: FlagKind::Bool,
     },
@@ -65,24 +69,26 @@ pub async fn create(shared: &Arc<Shared>, args: &[String]) -> ServiceResult {
     }
     let username = flags.value("username").ok_or("-username is required")?;
     check_username(username)?;
-    let password = flags.value("password").ok_or("-password is required")?;
-    if password.is_empty() {
-        return Err("the password must not be empty".to_string());
-    }
+    let password_hash = match (flags.value("password"), flags.bool("disable-password")) {
+        (Some(_), Some(true)) => {
+            return Err("-password and -disable-password cannot be used together".to_string());
+        }
+        (None, Some(true)) => None,
+        (None, _) => return Err("-password (or -disable-password) is required".to_string()),
+        (Some(""), _) => return Err("the password must not be empty".to_string()),
+        (Some(password), _) => Some(
+            crate::auth::hash_password_async(password.to_string())
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
     let max_networks = match flags.value("max-networks") {
         None => None,
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n < 0 => None,
-            Ok(n) => Some(u32::try_from(n).map_err(|_| "-max-networks is too large")?),
-            Err(_) => return Err(format!("invalid -max-networks {v:?}")),
-        },
+        Some(v) => super::user_update::parse_max_networks(v)?,
     };
-    let hash = crate::auth::hash_password_async(password.to_string())
-        .await
-        .map_err(|e| e.to_string())?;
     let record = UserRecord {
         username: username.to_string(),
-        password_hash: Some(hash),
+        password_hash,
         admin: flags.bool("admin").unwrap_or(false),
         enabled: flags.bool("enabled").unwrap_or(true),
         nick: flags

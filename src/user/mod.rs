@@ -21,6 +21,7 @@ pub mod monitor;
 mod net_metrics;
 pub mod network;
 mod presence;
+pub mod record_change;
 mod relay;
 pub mod route;
 mod store_fault;
@@ -91,6 +92,12 @@ pub enum UserEvent {
         /// The label of the client's command, answered now.
         label: Option<String>,
     },
+    /// The user's account was changed by `user update`.
+    RecordChanged(Box<record_change::RecordChange>),
+    /// A message from the administrators to every client (`server notice`).
+    ServerNotice(Box<str>),
+    /// `server status` asks for this actor's counts.
+    Stats(oneshot::Sender<crate::service::server::UserStats>),
     /// A channel's detach-after timer fired.
     DetachTimer {
         net: i64,
@@ -337,6 +344,11 @@ impl UserActor {
                     channel,
                     generation,
                 } => self.on_detach_timer(net, &channel, generation),
+                UserEvent::RecordChanged(change) => self.on_record_changed(*change),
+                UserEvent::ServerNotice(text) => self.on_server_notice(&text),
+                UserEvent::Stats(reply) => {
+                    let _ = reply.send(self.stats());
+                }
                 UserEvent::Stop { reason, done } => {
                     // Before `done`: the database closes once every actor
                     // has answered.

@@ -149,3 +149,54 @@ async fn admin_socket_keeps_quoted_words_intact() {
         "realname mangled on the way: {user:?}"
     );
 }
+
+/// tetherctl's exit status tells scripts what went wrong: 0 done, 1 the
+/// command failed, 2 wrong usage, 3 configuration problem, 4 tether not
+/// reachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tetherctl_exit_codes() {
+    let t = Tether::start().await;
+    let config = t.dir.path().join("tether.conf");
+
+    let out = tetherctl(&config, &["server", "status"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("users loaded"), "{out:?}");
+
+    for words in [
+        &["user", "delete", "nobody"][..],
+        &["frobnicate"],
+        &["user", "create", "-username", "x"],
+        &["network", "status"],
+    ] {
+        let out = tetherctl(&config, words).await;
+        assert_eq!(out.code, Some(1), "{words:?}: {out:?}");
+        assert!(!out.stderr.trim().is_empty(), "{words:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{words:?}: {out:?}");
+    }
+
+    let out = tetherctl(&config, &[]).await;
+    assert_eq!(out.code, Some(2), "no command: {out:?}");
+
+    let bad = t.dir.path().join("bad.conf");
+    std::fs::write(&bad, "listen nonsense://x\n").expect("writing a config");
+    let out = tetherctl(&bad, &["server", "status"]).await;
+    assert_eq!(out.code, Some(3), "invalid config: {out:?}");
+    let no_admin = t.dir.path().join("no-admin.conf");
+    std::fs::write(&no_admin, "listen irc://localhost:0\n").expect("writing a config");
+    let out = tetherctl(&no_admin, &["server", "status"]).await;
+    assert_eq!(out.code, Some(3), "no admin socket: {out:?}");
+    assert!(out.stderr.contains("unix+admin"), "{out:?}");
+
+    let gone = t.dir.path().join("gone.conf");
+    std::fs::write(
+        &gone,
+        format!(
+            "listen unix+admin://{}/nobody.sock\n",
+            t.dir.path().display()
+        ),
+    )
+    .expect("writing a config");
+    let out = tetherctl(&gone, &["server", "status"]).await;
+    assert_eq!(out.code, Some(4), "nothing listening: {out:?}");
+    assert!(out.stderr.contains("is tether running"), "{out:?}");
+}

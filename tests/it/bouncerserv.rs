@@ -372,5 +372,8 @@ async fn disabled_users_do_not_connect_their_networks() {
     t.admin_ok(&create).await;
     let status = t.admin_ok("user run sleeper network status").await;
     assert_eq!(status.len(), 1, "{status:?}");
-    assert!(status[0].ends_with(": disconnected"), "{status:?}");
+    assert!(
+        status[0].ends_with(": disabled (the account is disabled)"),
+        "{status:?}"
+    );
 }

@@ -34,6 +34,8 @@ use crate::harness::*;
 
 pub mod batch;
 pub use batch::*;
+pub mod tls;
+pub use tls::*;
 
 /// Password given to every test user.
 pub const PASSWORD: &str = "correct horse battery staple";

@@ -18,6 +18,9 @@ pub struct CapState<'a> {
     pub negotiating: &'a mut bool,
     /// The passthrough capabilities this client has been told about.
     pub offered: &'a mut CapValues,
+    /// SASL EXTERNAL is on offer (a registering client that presented a
+    /// certificate, with `client-cert-auth`).
+    pub sasl_external: bool,
 }
 
 impl crate::user::UserActor {
@@ -41,6 +44,7 @@ impl crate::user::UserActor {
                 version: &mut client.cap_version,
                 negotiating: &mut negotiating,
                 offered: &mut client.offered,
+                sasl_external: false,
             },
             Some(&available),
             &nick,
@@ -97,7 +101,14 @@ pub fn handle(
                 Some(now) => now.clone(),
                 None => capset::optimistic(*state.version),
             };
-            let tokens = capset::ls_tokens(*state.version, state.offered);
+            let tokens = if state.sasl_external {
+                // Overrides the always-offered `sasl=PLAIN` in the listing.
+                let mut listed = state.offered.clone();
+                listed.insert("sasl".to_string(), Some("PLAIN,EXTERNAL".to_string()));
+                capset::ls_tokens(*state.version, &listed)
+            } else {
+                capset::ls_tokens(*state.version, state.offered)
+            };
             capset::cap_lines(nick, "LS", *state.version, &tokens)
         }
         "LIST" => {
@@ -164,6 +175,7 @@ mod tests {
                 version,
                 negotiating: &mut negotiating,
                 offered: &mut CapValues::new(),
+                sasl_external: false,
             },
             None,
             "nick",
