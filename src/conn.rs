@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::CounterRef;
 use crate::proto::codec::{LineDecoder, encode_line};
 use crate::proto::{Frame, Message};
 
@@ -43,6 +44,8 @@ pub struct LineReader {
     input: InputBuffer,
     decoder: LineDecoder,
     eof: bool,
+    /// Counts every frame returned (see [`LineReader::counting`]).
+    counter: Option<CounterRef>,
 }
 
 impl LineReader {
@@ -53,7 +56,15 @@ impl LineReader {
             input: InputBuffer::new(),
             decoder: LineDecoder::new(max_len),
             eof: false,
+            counter: None,
         }
+    }
+
+    /// Count every frame this reader returns (lines, and over-long lines)
+    /// into `counter`.
+    pub fn counting(mut self, counter: CounterRef) -> LineReader {
+        self.counter = Some(counter);
+        self
     }
 
     /// The next frame, or `None` at end of stream.
@@ -61,11 +72,18 @@ impl LineReader {
     /// Cancel safe: a read that has not completed has taken no bytes.
     pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
         loop {
-            if let Some(frame) = self.decoder.decode(self.input.bytes()) {
-                return Ok(Some(frame));
-            }
-            if self.eof {
-                return Ok(self.decoder.decode_eof(self.input.bytes()));
+            let frame = match self.decoder.decode(self.input.bytes()) {
+                Some(frame) => Some(frame),
+                None if self.eof => self.decoder.decode_eof(self.input.bytes()),
+                None => None,
+            };
+            if frame.is_some() || self.eof {
+                if frame.is_some()
+                    && let Some(counter) = &self.counter
+                {
+                    counter.add(1);
+                }
+                return Ok(frame);
             }
             let n = self.inner.read_buf(self.input.for_read()).await?;
             self.input.after_read(n);
@@ -219,6 +237,16 @@ fn queue(tx: &mpsc::Sender<Arc<str>>, line: Arc<str>) -> Result<(), SendError> {
 
 /// Start the writer task for `sink`.
 pub fn spawn_writer(sink: BoxWrite, opts: WriterOptions) -> (Writer, JoinHandle<()>) {
+    spawn_counted_writer(sink, opts, None)
+}
+
+/// [`spawn_writer`], counting every line handed to the peer's socket into
+/// `sent` (lines dropped from the queue by [`Writer::abort`] are not).
+pub fn spawn_counted_writer(
+    sink: BoxWrite,
+    opts: WriterOptions,
+    sent: Option<CounterRef>,
+) -> (Writer, JoinHandle<()>) {
     let (normal_tx, normal_rx) = mpsc::channel(opts.capacity.max(1));
     let (priority_tx, priority_rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
@@ -239,6 +267,7 @@ pub fn spawn_writer(sink: BoxWrite, opts: WriterOptions) -> (Writer, JoinHandle<
         final_line,
         bucket: opts.flood.map(Bucket::new),
         progress,
+        sent,
     };
     let handle = tokio::spawn(task.run());
     (writer, handle)
@@ -286,6 +315,8 @@ struct WriterTask {
     final_line: Arc<Mutex<Option<Closing>>>,
     bucket: Option<Bucket>,
     progress: Arc<Notify>,
+    /// Counts the lines handed to the socket.
+    sent: Option<CounterRef>,
 }
 
 enum Next {
@@ -316,6 +347,10 @@ impl WriterTask {
                 line = self.normal.recv(), if wait.is_zero() => line.map_or(Next::Done, Next::Line),
                 _ = tokio::time::sleep(wait), if !wait.is_zero() => continue,
             };
+            // Lines in `out` this round. They are counted as sent when
+            // handed to the socket, so that a peer that has read them never
+            // sees them uncounted.
+            let mut lines = 1;
             match next {
                 Next::Cancelled => break,
                 Next::Done => {
@@ -332,13 +367,17 @@ impl WriterTask {
                         // already queued into one write.
                         while out.len() < 64 * 1024 {
                             match self.normal.try_recv() {
-                                Ok(line) => encode_line(&line, &mut out),
+                                Ok(line) => {
+                                    encode_line(&line, &mut out);
+                                    lines += 1;
+                                }
                                 Err(_) => break,
                             }
                         }
                     }
                 }
             }
+            self.count_sent(lines);
             let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
             let mut written = 0;
             let mut cancelled = false;
@@ -398,23 +437,35 @@ impl WriterTask {
             // to a torn one.
             out.extend_from_slice(&leftover[..=end]);
         }
+        // The lines taken from the queues before were counted then.
+        let mut lines = 0;
         if let Some(closing) = closing {
             if closing.flush {
                 while let Ok(line) = self.priority.try_recv() {
                     encode_line(&line, &mut out);
+                    lines += 1;
                 }
                 while let Ok(line) = self.normal.try_recv() {
                     encode_line(&line, &mut out);
+                    lines += 1;
                 }
             }
             if let Some(line) = closing.final_line {
                 encode_line(&line, &mut out);
+                lines += 1;
             }
         }
         if !out.is_empty() {
+            self.count_sent(lines);
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.write_all(&out)).await;
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.shutdown()).await;
+    }
+
+    fn count_sent(&self, lines: u64) {
+        if let Some(sent) = &self.sent {
+            sent.add(lines);
+        }
     }
 }
 
@@ -814,5 +865,50 @@ mod tests {
         ));
         assert!(matches!(r.next_frame().await, Ok(Some(Frame::Line { .. }))));
         assert!(matches!(r.next_frame().await, Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn counted_reader_and_writer_count_lines() {
+        use crate::metrics::{CounterRef, Metrics};
+        let metrics = Metrics::new();
+        let (mut a, b) = tokio::io::duplex(1024);
+        a.write_all(b"PING 1\r\nPING 2\r\npartial")
+            .await
+            .expect("write");
+        drop(a);
+        let mut r = LineReader::new(Box::new(b), 512)
+            .counting(CounterRef::new(&metrics, |m| &m.downstream_received));
+        let mut frames = 0;
+        while let Ok(Some(_)) = r.next_frame().await {
+            frames += 1;
+        }
+        assert_eq!(frames, 3);
+        assert_eq!(metrics.downstream_received.get(), 3);
+        // EOF is asked for again without counting anything.
+        assert!(matches!(r.next_frame().await, Ok(None)));
+        assert_eq!(metrics.downstream_received.get(), 3);
+
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (writer, task) = spawn_counted_writer(
+            Box::new(a),
+            WriterOptions {
+                capacity: 8,
+                flood: None,
+            },
+            Some(CounterRef::new(&metrics, |m| &m.downstream_sent)),
+        );
+        for i in 0..5 {
+            writer.try_send(format!("PRIVMSG #c :{i}")).expect("queued");
+        }
+        writer.try_send_priority("PONG x").expect("queued");
+        writer.close(Some("ERROR :bye".into()));
+        task.await.expect("writer ends");
+        let mut lines = tokio::io::BufReader::new(b).lines();
+        let mut got = 0;
+        while let Ok(Some(_)) = lines.next_line().await {
+            got += 1;
+        }
+        assert_eq!(got, 7);
+        assert_eq!(metrics.downstream_sent.get(), 7);
     }
 }

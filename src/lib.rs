@@ -17,6 +17,10 @@
 //! - [`history`]: chat history: per-target rings, what is stored, and
 //!   CHATHISTORY/SEARCH argument parsing; the durable part is in [`db`].
 //! - [`service`]: BouncerServ, the administration service.
+//! - [`metrics`]: counters and gauges of a running server and their
+//!   Prometheus text form (served by [`server::prometheus`]).
+//! - [`logging`]: the daemon's log subscriber (text or JSON) and its
+//!   runtime debug switch.
 //! - [`import`]: `tether import soju|znc`, moving users, networks and
 //!   channels from another bouncer into the database.
 
@@ -27,6 +31,8 @@ pub mod db;
 pub mod downstream;
 pub mod history;
 pub mod import;
+pub mod logging;
+pub mod metrics;
 pub mod proto;
 pub mod server;
 pub mod service;

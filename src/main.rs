@@ -13,6 +13,7 @@ use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
 use tether::config::{Config, Listener};
+use tether::logging::LogFormat;
 use tether::server::Server;
 use tether::server::activation;
 use tether::server::sd_notify::{self, Notifier};
@@ -31,6 +32,9 @@ struct Args {
     /// Log debug messages.
     #[arg(long)]
     debug: bool,
+    /// Log line format: text (the default) or json (one object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -66,17 +70,8 @@ enum ImportFrom {
 fn main() -> anyhow::Result<()> {
     tether::server::alloc::tune();
     let args = Args::parse();
-    let default_level = if args.debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    // Colour codes only on a terminal, never in a journal or a log file.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+    tether::logging::init(args.log_format, args.debug).context("setting up logging")?;
+
     if let Some(Command::Import { from }) = args.command {
         return import(from, &args.config);
     }

@@ -131,6 +131,18 @@ pub enum Listener {
         /// `host:port` suitable for `TcpListener::bind`.
         addr: String,
     },
+    /// `http+prometheus://localhost:<port>`: Prometheus metrics over
+    /// plaintext HTTP, loopback only; the port is required.
+    Prometheus {
+        /// `host:port` suitable for `TcpListener::bind`.
+        addr: String,
+    },
+    /// `http+insecure+prometheus://[host]:<port>`: Prometheus metrics on
+    /// any interface (default host `0.0.0.0`); the port is required.
+    PrometheusInsecure {
+        /// `host:port` suitable for `TcpListener::bind`.
+        addr: String,
+    },
 }
 
 impl Listener {
@@ -182,9 +194,21 @@ impl Listener {
             "ident" => Ok(Listener::Ident {
                 addr: any_addr(rest, DEFAULT_IDENT_PORT)?,
             }),
+            "http+prometheus" => Ok(Listener::Prometheus {
+                addr: loopback_addr(
+                    uri,
+                    &require_port(uri, rest)?,
+                    0,
+                    "http+insecure+prometheus://",
+                )?,
+            }),
+            "http+insecure+prometheus" => Ok(Listener::PrometheusInsecure {
+                addr: any_addr(&require_port(uri, rest)?, 0)?,
+            }),
             other => Err(format!(
                 "unknown listener scheme {other:?} in {uri:?} \
-                 (expected ircs, irc, irc+insecure, wss, ws, ws+insecure, unix, unix+admin or ident)"
+                 (expected ircs, irc, irc+insecure, wss, ws, ws+insecure, unix, unix+admin, \
+                 http+prometheus or http+insecure+prometheus)"
             )),
         }
     }
@@ -192,6 +216,14 @@ impl Listener {
     /// Whether this listener needs a TLS certificate.
     pub fn needs_tls(&self) -> bool {
         matches!(self, Listener::Ircs { .. } | Listener::Wss { .. })
+    }
+
+    /// Whether this listener serves Prometheus metrics (not IRC).
+    pub fn is_prometheus(&self) -> bool {
+        matches!(
+            self,
+            Listener::Prometheus { .. } | Listener::PrometheusInsecure { .. }
+        )
     }
 
     /// Whether clients of this listener speak IRC over WebSocket.
@@ -214,6 +246,8 @@ impl Listener {
             Listener::Unix { .. } => "unix",
             Listener::UnixAdmin { .. } => "unix+admin",
             Listener::Ident { .. } => "ident",
+            Listener::Prometheus { .. } => "http+prometheus",
+            Listener::PrometheusInsecure { .. } => "http+insecure+prometheus",
         }
     }
 }
@@ -224,6 +258,17 @@ fn any_addr(rest: &str, default_port: u16) -> Result<String, String> {
     let (host, port) = split_host_port(rest)?;
     let host = host.unwrap_or_else(|| Ipv4Addr::UNSPECIFIED.to_string());
     Ok(format!("{host}:{}", port.unwrap_or(default_port)))
+}
+
+/// `rest` (the authority of `uri`) when it names a port: metrics
+/// listeners have no standard port to fall back on.
+fn require_port(uri: &str, rest: &str) -> Result<String, String> {
+    match split_host_port(rest)? {
+        (_, Some(_)) => Ok(rest.to_string()),
+        (_, None) => Err(format!(
+            "listener {uri:?} needs a port, e.g. http+prometheus://localhost:9090"
+        )),
+    }
 }
 
 /// `host:port` of a plaintext listener that must stay on loopback
@@ -257,6 +302,10 @@ impl fmt::Display for Listener {
             Listener::Unix { path } => write!(f, "unix://{}", path.display()),
             Listener::UnixAdmin { path } => write!(f, "unix+admin://{}", path.display()),
             Listener::Ident { addr } => write!(f, "ident://{addr}"),
+            Listener::Prometheus { addr } => write!(f, "http+prometheus://{addr}"),
+            Listener::PrometheusInsecure { addr } => {
+                write!(f, "http+insecure+prometheus://{addr}")
+            }
         }
     }
 }
@@ -1337,6 +1386,79 @@ motd /nonexistent/tether/motd.txt
                 path: "/tmp/a.sock".into()
             }
         );
+    }
+
+    #[test]
+    fn listener_prometheus() {
+        let local = |a: &str| Listener::Prometheus { addr: a.into() };
+        let any = |a: &str| Listener::PrometheusInsecure { addr: a.into() };
+        assert_eq!(
+            lp("http+prometheus://localhost:9090"),
+            local("127.0.0.1:9090")
+        );
+        assert_eq!(lp("HTTP+Prometheus://127.0.0.1:0"), local("127.0.0.1:0"));
+        assert_eq!(lp("http+prometheus://[::1]:9090/"), local("[::1]:9090"));
+        assert_eq!(lp("http+insecure+prometheus://:9090"), any("0.0.0.0:9090"));
+        assert_eq!(
+            lp("http+insecure+prometheus://10.1.2.3:9100"),
+            any("10.1.2.3:9100")
+        );
+        assert_eq!(lp("http+insecure+prometheus://[::]:9100"), any("[::]:9100"));
+        // Loopback only.
+        for bad in [
+            "http+prometheus://0.0.0.0:9090",
+            "http+prometheus://example.org:9090",
+            "http+prometheus://:9090",
+        ] {
+            let e = Listener::parse(bad).unwrap_err();
+            assert!(e.contains("must be on localhost"), "{bad}: {e}");
+            assert!(e.contains("http+insecure+prometheus://"), "{bad}: {e}");
+        }
+        // The port is required.
+        for bad in [
+            "http+prometheus://localhost",
+            "http+prometheus://",
+            "http+insecure+prometheus://",
+            "http+insecure+prometheus://10.0.0.1",
+        ] {
+            let e = Listener::parse(bad).unwrap_err();
+            assert!(e.contains("needs a port"), "{bad}: {e}");
+        }
+        for bad in [
+            "http+prometheus://localhost:x",
+            "http+prometheus://localhost:9090/metrics",
+            "http+insecure+prometheus://::1:9090",
+        ] {
+            assert!(Listener::parse(bad).is_err(), "{bad} should fail");
+        }
+        let l = lp("http+prometheus://localhost:9090");
+        assert!(l.is_prometheus() && !l.needs_tls() && !l.is_websocket());
+        assert_eq!(l.scheme(), "http+prometheus");
+        assert_eq!(l.to_string(), "http+prometheus://127.0.0.1:9090");
+        assert_eq!(lp(&l.to_string()), l);
+        let l = lp("http+insecure+prometheus://:9100");
+        assert_eq!(l.scheme(), "http+insecure+prometheus");
+        assert_eq!(lp(&l.to_string()), l);
+        assert!(!lp("irc://localhost").is_prometheus());
+    }
+
+    #[test]
+    fn prometheus_listener_directives() {
+        let c = ok("listen http+prometheus://localhost:9090\nlisten irc://localhost");
+        assert_eq!(
+            c.listeners[0],
+            Listener::Prometheus {
+                addr: "127.0.0.1:9090".into()
+            }
+        );
+        let e = errs(
+            "listen irc://localhost\nlisten http+prometheus://192.0.2.1:9090\nlisten http+insecure+prometheus://",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0].0, 2);
+        assert!(e[0].1.contains("must be on localhost"), "{e:?}");
+        assert_eq!(e[1].0, 3);
+        assert!(e[1].1.contains("needs a port"), "{e:?}");
     }
 
     #[test]

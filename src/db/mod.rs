@@ -514,6 +514,11 @@ impl Db {
         self.handle.faults.clone()
     }
 
+    /// Chat history rows stored and group-commit times, for the metrics.
+    pub fn stats(&self) -> &crate::metrics::DbStats {
+        &self.handle.stats
+    }
+
     /// Test hook, not for production use: make the write connection refuse
     /// (`PRAGMA query_only`, so every write fails with SQLite's own
     /// "attempt to write a readonly database") or accept writes again. This

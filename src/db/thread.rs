@@ -27,6 +27,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, watch};
@@ -35,6 +36,7 @@ use super::checkpoint::Checkpointer;
 use super::retry::{self, Pending, RetryQueue};
 use super::{DbError, DbResult, messages, other_error};
 use crate::history::Entry;
+use crate::metrics::DbStats;
 
 /// Capacity of the request channel.
 const QUEUE_CAPACITY: usize = 256;
@@ -81,6 +83,8 @@ pub(crate) struct Handle {
     stopped: Stopped,
     /// The current message store fault, if any (see [`super::retry`]).
     pub(crate) faults: watch::Receiver<Option<String>>,
+    /// Rows stored and group-commit times, for the metrics.
+    pub(crate) stats: Arc<DbStats>,
     /// Number of append transactions committed, for tests.
     #[cfg(test)]
     append_commits: Arc<AtomicUsize>,
@@ -112,9 +116,21 @@ pub(crate) fn spawn(conn: Connection, checkpointer: Option<Checkpointer>) -> DbR
     let (faults_tx, faults_rx) = watch::channel(None);
     let append_commits = Arc::new(AtomicUsize::new(0));
     let commits = Arc::clone(&append_commits);
+    let stats = Arc::new(DbStats::default());
+    let thread_stats = Arc::clone(&stats);
     std::thread::Builder::new()
         .name("tether-db".into())
-        .spawn(move || run(conn, rx, stopped_tx, &commits, faults_tx, checkpointer))
+        .spawn(move || {
+            run(
+                conn,
+                rx,
+                stopped_tx,
+                &commits,
+                &thread_stats,
+                faults_tx,
+                checkpointer,
+            )
+        })
         .map_err(|err| {
             DbError::Sqlite(other_error(format!(
                 "could not start the database thread: {err}"
@@ -125,6 +141,7 @@ pub(crate) fn spawn(conn: Connection, checkpointer: Option<Checkpointer>) -> DbR
         overflow: Arc::default(),
         stopped: Stopped(stopped_rx),
         faults: faults_rx,
+        stats,
         #[cfg(test)]
         append_commits,
     })
@@ -137,6 +154,7 @@ fn run(
     mut rx: mpsc::Receiver<Request>,
     stopped: watch::Sender<bool>,
     append_commits: &AtomicUsize,
+    stats: &DbStats,
     faults: watch::Sender<Option<String>>,
     checkpointer: Option<Checkpointer>,
 ) {
@@ -154,7 +172,7 @@ fn run(
             // A fault is being waited out: keep serving requests, and retry
             // the held appends when due.
             None if retry.due() => {
-                retry_held(&mut conn, &mut retry, append_commits);
+                retry_held(&mut conn, &mut retry, append_commits, stats);
                 continue;
             }
             None => match rx.try_recv() {
@@ -165,7 +183,7 @@ fn run(
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     // A last try; whatever still fails is reported closed.
-                    retry_held(&mut conn, &mut retry, append_commits);
+                    retry_held(&mut conn, &mut retry, append_commits, stats);
                     break;
                 }
             },
@@ -185,7 +203,7 @@ fn run(
                 if retry.is_empty() {
                     let (items, after) = take_appends(&mut rx, first);
                     next = after;
-                    let (parked, error) = store_batch(&mut conn, items, append_commits);
+                    let (parked, error) = store_batch(&mut conn, items, append_commits, stats);
                     retry.park(parked, error.as_ref());
                 } else {
                     retry.push(first);
@@ -248,20 +266,29 @@ fn take_appends(
 /// Stores `items` as one group commit: all at once when that works,
 /// otherwise one savepoint each. Returns what [`AppendBatch::finish`]
 /// returns: the appends to retry later with the error that stopped them
-/// (nothing when everything was stored).
+/// (nothing when everything was stored). The rows stored and the time it
+/// took are added to `stats` before anyone is told the outcome, so what a
+/// client sees (messages are relayed once stored) is already counted.
 fn store_batch(
     conn: &mut Connection,
     items: Vec<Pending>,
     append_commits: &AtomicUsize,
+    stats: &DbStats,
 ) -> (Vec<Pending>, Option<DbError>) {
-    let Err(items) = store_at_once(conn, items, append_commits) else {
+    let started = Instant::now();
+    let Err(items) = store_at_once(conn, items, append_commits, (stats, started)) else {
         return (Vec::new(), None);
     };
     let mut batch = AppendBatch::new(conn);
     for p in items {
         batch.insert(p);
     }
-    batch.finish(append_commits)
+    batch.finish(append_commits, (stats, started))
+}
+
+/// The number of entries (rows) the appends of `items` hold.
+fn entry_count(items: &[Pending]) -> u64 {
+    items.iter().map(|p| p.entries.len() as u64).sum()
 }
 
 /// Stores `items` in one transaction without savepoints and reports
@@ -276,6 +303,7 @@ fn store_at_once(
     conn: &mut Connection,
     items: Vec<Pending>,
     append_commits: &AtomicUsize,
+    (stats, started): (&DbStats, Instant),
 ) -> Result<(), Vec<Pending>> {
     let Ok(tx) = conn.transaction() else {
         return Err(items);
@@ -300,6 +328,8 @@ fn store_at_once(
         return Err(items);
     }
     append_commits.fetch_add(1, Ordering::Relaxed);
+    stats.rows_stored.add(entry_count(&items));
+    stats.batch_seconds.observe(started.elapsed());
     for p in items {
         (p.done)(Ok(()));
     }
@@ -307,10 +337,15 @@ fn store_at_once(
 }
 
 /// Try to store the held appends, oldest first, a batch at a time.
-fn retry_held(conn: &mut Connection, retry: &mut RetryQueue, append_commits: &AtomicUsize) {
+fn retry_held(
+    conn: &mut Connection,
+    retry: &mut RetryQueue,
+    append_commits: &AtomicUsize,
+    stats: &DbStats,
+) {
     while !retry.is_empty() {
         let items = retry.take_batch(MAX_BATCH_ENTRIES);
-        let (failed, _) = store_batch(conn, items, append_commits);
+        let (failed, _) = store_batch(conn, items, append_commits, stats);
         if !failed.is_empty() {
             retry.retry_later(failed);
             return;
@@ -381,7 +416,11 @@ impl<'c> AppendBatch<'c> {
     /// transient reason, those not tried after one, and all that had
     /// succeeded when the commit itself fails, are returned to be retried
     /// (with the error); the others get their outcome now.
-    fn finish(self, append_commits: &AtomicUsize) -> (Vec<Pending>, Option<DbError>) {
+    fn finish(
+        self,
+        append_commits: &AtomicUsize,
+        (stats, started): (&DbStats, Instant),
+    ) -> (Vec<Pending>, Option<DbError>) {
         let outcome = match self.tx {
             Ok(tx) if tx.is_autocommit() => Err(DbError::Sqlite(other_error(
                 "the transaction was rolled back".into(),
@@ -401,6 +440,7 @@ impl<'c> AppendBatch<'c> {
                 );
             }
         }
+        stats.batch_seconds.observe(started.elapsed());
         let mut parked = Vec::new();
         let mut error = None;
         for (p, result) in self.taken {
@@ -411,7 +451,10 @@ impl<'c> AppendBatch<'c> {
                     parked.push(p);
                 }
                 (_, Some(Err(err))) => (p.done)(Err(err)),
-                (Ok(()), Some(Ok(()))) => (p.done)(Ok(())),
+                (Ok(()), Some(Ok(()))) => {
+                    stats.rows_stored.add(entry_count(std::slice::from_ref(&p)));
+                    (p.done)(Ok(()))
+                }
                 (Err(err), Some(Ok(()))) => {
                     error.get_or_insert_with(|| copy_error(err));
                     parked.push(p);

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::conn::{BoxRead, BoxWrite, LineReader, Writer, WriterOptions, spawn_writer};
+use crate::conn::{BoxRead, BoxWrite, LineReader, Writer, WriterOptions, spawn_counted_writer};
 use crate::downstream::handlers::cap::{self, CapState};
 use crate::downstream::{Attach, bind};
+use crate::metrics::{CounterRef, GaugeGuard, LoginFailure};
 use crate::proto::codec::CLIENT_LINE_MAX;
 use crate::proto::sasl::{Assembled, ChunkAssembler, decode_plain};
 use crate::proto::{Frame, Message, numeric};
@@ -117,16 +118,27 @@ pub async fn serve(
     remote: String,
     client_cert: Option<String>,
 ) {
-    let (writer, writer_task) = spawn_writer(
+    let metrics = &shared.metrics;
+    let _open = GaugeGuard::new(metrics, |m| &m.downstreams);
+    let (writer, writer_task) = spawn_counted_writer(
         write,
         WriterOptions {
             capacity: CLIENT_QUEUE,
             flood: None,
         },
+        Some(CounterRef::new(metrics, |m| &m.downstream_sent)),
     );
-    let mut reader = LineReader::new(read, CLIENT_LINE_MAX);
+    let mut reader = LineReader::new(read, CLIENT_LINE_MAX)
+        .counting(CounterRef::new(metrics, |m| &m.downstream_received));
     let id = shared.next_client_id();
-    let span = tracing::info_span!("client", id, %remote);
+    // `user` and `network` are filled in once the client has logged in.
+    let span = tracing::info_span!(
+        "client",
+        client = id,
+        %remote,
+        user = tracing::field::Empty,
+        network = tracing::field::Empty,
+    );
     let attached = tracing::Instrument::instrument(
         register(&shared, &mut reader, &writer, id, remote, client_cert),
         span.clone(),
@@ -440,7 +452,13 @@ async fn authenticate(
                 sasl_failed(shared, writer, nick);
                 return;
             };
-            crate::downstream::sasl_external::login(shared, fingerprint, &payload, remote).await
+            let result =
+                crate::downstream::sasl_external::login(shared, fingerprint, &payload, remote)
+                    .await;
+            if let Err(e) = &result {
+                count_login_failure(shared, e);
+            }
+            result
         }
     };
     match result {
@@ -503,9 +521,13 @@ async fn check_password(
     let ip = crate::server::login_limit::remote_ip(remote);
     if !shared.logins.allowed(username, ip) {
         tracing::info!(user = %username, %remote, "login refused: too many failures");
+        count_login_failure(shared, &LoginError::Throttled);
         return Err(LoginError::Throttled);
     }
     let result = verify_login(shared, username, password).await;
+    if let Err(e) = &result {
+        count_login_failure(shared, e);
+    }
     match result {
         Err(LoginError::Invalid) => {
             let slowdown = shared.logins.failed(username, ip);
@@ -515,6 +537,18 @@ async fn check_password(
         Err(_) => {}
     }
     result
+}
+
+/// Count a refused login (PASS, SASL PLAIN or EXTERNAL) in the metrics;
+/// internal errors are not the client's failure and are not counted.
+fn count_login_failure(shared: &Shared, error: &LoginError) {
+    let reason = match error {
+        LoginError::Invalid => LoginFailure::Invalid,
+        LoginError::Throttled => LoginFailure::Throttled,
+        LoginError::Disabled => LoginFailure::Disabled,
+        LoginError::Internal => return,
+    };
+    shared.metrics.login_failures(reason).inc();
 }
 
 async fn verify_login(shared: &Shared, username: &str, password: &str) -> Result<i64, LoginError> {
@@ -617,6 +651,11 @@ async fn finish(
         ));
         return None;
     };
+    let span = tracing::Span::current();
+    span.record("user", login.user.as_str());
+    if let Some(network) = &login.network {
+        span.record("network", network.as_str());
+    }
     tracing::info!(user = %login.user, network = ?login.network, network_id = ?reg.bind, client = ?login.client, "client registered");
     let attach = Attach {
         id,

@@ -189,7 +189,9 @@ impl Inherited {
             | Listener::Wss { addr }
             | Listener::Ws { addr }
             | Listener::WsInsecure { addr }
-            | Listener::Ident { addr } => {
+            | Listener::Ident { addr }
+            | Listener::Prometheus { addr }
+            | Listener::PrometheusInsecure { addr } => {
                 if self.sockets.is_empty() {
                     return None;
                 }

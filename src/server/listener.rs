@@ -1,9 +1,9 @@
 //! Binding listeners and their accept loops: TCP (plain or TLS, IRC or
-//! WebSocket), unix sockets for IRC, the admin socket and the ident
-//! server. Binding ([`open`]) and serving ([`serve`]) are separate steps so
-//! that a socket inherited from systemd can be served, and a reload can
-//! bind every new listener before it changes anything. Every accepted
-//! connection holds a
+//! WebSocket), unix sockets for IRC, the admin socket, the ident server
+//! and the metrics endpoint (served by [`super::prometheus`]). Binding
+//! ([`open`]) and serving ([`serve`]) are separate steps so that a socket
+//! inherited from systemd can be served, and a reload can bind every new
+//! listener before it changes anything. Every accepted connection holds a
 //! permit of the connection limit for its lifetime; one over the limit gets
 //! `ERROR` and is closed. Temporary accept errors (such as running out of
 //! file descriptors) back off instead of spinning. A connection from a
@@ -66,7 +66,9 @@ pub async fn open(listener: &Listener) -> Result<Socket, ServerError> {
         | Listener::Wss { addr }
         | Listener::Ws { addr }
         | Listener::WsInsecure { addr }
-        | Listener::Ident { addr } => TcpListener::bind(addr)
+        | Listener::Ident { addr }
+        | Listener::Prometheus { addr }
+        | Listener::PrometheusInsecure { addr } => TcpListener::bind(addr)
             .await
             .map(Socket::Tcp)
             .map_err(|e| bind_error(listener, e)),
@@ -99,6 +101,11 @@ pub fn serve(
             tracing::info!("listening on {}://{local}", listener.scheme());
             let task = if matches!(listener, Listener::Ident { .. }) {
                 tokio::spawn(accept_ident(shared, tcp, tracker))
+            } else if matches!(
+                listener,
+                Listener::Prometheus { .. } | Listener::PrometheusInsecure { .. }
+            ) {
+                tokio::spawn(crate::server::prometheus::accept(shared, tcp, tracker))
             } else {
                 let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
                 let websocket = listener.is_websocket();
@@ -130,7 +137,8 @@ pub fn serve(
 }
 
 /// Back off on accept errors: 5 ms doubling up to 1 s.
-struct AcceptBackoff(Duration);
+#[derive(Default)]
+pub(super) struct AcceptBackoff(Duration);
 
 impl AcceptBackoff {
     async fn wait(&mut self, error: &std::io::Error) {
@@ -142,7 +150,7 @@ impl AcceptBackoff {
 
 /// The next accepted connection of a listener, backing off on accept
 /// errors; `None` once the server shuts down.
-async fn accept_next<T, F, Fut>(
+pub(super) async fn accept_next<T, F, Fut>(
     shared: &Shared,
     backoff: &mut AcceptBackoff,
     mut accept: F,

@@ -4,7 +4,8 @@
 //! certificates ([`client_cert`]), the admin socket ([`admin`]),
 //! PROXY-protocol headers from trusted proxies ([`proxy_protocol`],
 //! [`proxied`]) and HTTP forwarding headers from them ([`forwarded`]), the
-//! ident server ([`ident`]), the state every task shares ([`Shared`]:
+//! ident server ([`ident`]), the metrics endpoint ([`prometheus`] over a
+//! minimal [`http`]), the state every task shares ([`Shared`]:
 //! configuration, database, the registry of user actors), configuration
 //! reload ([`reload`], [`live`], [`conn_limit`]), service manager
 //! notifications ([`sd_notify`]) and graceful shutdown.
@@ -15,11 +16,13 @@ pub mod alloc;
 pub mod client_cert;
 pub mod conn_limit;
 pub mod forwarded;
+pub mod http;
 pub mod ident;
 pub mod listener;
 pub mod live;
 pub mod login_limit;
 pub mod origin;
+pub mod prometheus;
 pub mod proxied;
 pub mod proxy_protocol;
 pub mod reload;
@@ -87,6 +90,8 @@ pub struct Shared {
     /// Spaces out upstream connection attempts per host
     /// (`upstream-connect-spacing`).
     pub connects: Arc<crate::upstream::schedule::ConnectScheduler>,
+    /// Counters and gauges served by the metrics listeners.
+    pub metrics: Arc<crate::metrics::Metrics>,
     users: Mutex<HashMap<String, UserHandle>>,
     user_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_client: AtomicU64,
@@ -238,6 +243,7 @@ impl Server {
             connects: Arc::new(crate::upstream::schedule::ConnectScheduler::new(
                 config.upstream_connect_spacing,
             )),
+            metrics: crate::metrics::Metrics::new(),
             sts,
             live: ArcSwap::from_pointee(live::LiveConfig::from_config(&config)),
             config,

@@ -101,7 +101,9 @@ fn tcp_addr(l: &Listener) -> Option<&str> {
         | Listener::Wss { addr }
         | Listener::Ws { addr }
         | Listener::WsInsecure { addr }
-        | Listener::Ident { addr } => Some(addr),
+        | Listener::Ident { addr }
+        | Listener::Prometheus { addr }
+        | Listener::PrometheusInsecure { addr } => Some(addr),
         Listener::Unix { .. } | Listener::UnixAdmin { .. } => None,
     }
 }

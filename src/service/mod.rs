@@ -243,6 +243,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         admin: true,
         global: true,
     },
+    CommandSpec {
+        path: &["server", "debug"],
+        usage: "true|false",
+        desc: "switch debug logging on or off while running",
+        admin: true,
+        global: true,
+    },
 ];
 
 /// Who runs a command.
@@ -341,6 +348,7 @@ pub async fn run_global(
         ["user", "run"] => user::run(&shared, &args).await,
         ["server", "status"] => server::status(&shared).await,
         ["server", "notice"] => server::notice(&shared, &args).await,
+        ["server", "debug"] => server::debug(&args),
         _ => Err(format!(
             "\"{}\" acts on a user's networks: run it as a user, or use \"user run <username> {}\"",
             spec.path.join(" "),

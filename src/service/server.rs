@@ -2,7 +2,8 @@
 //! bouncer. `status` asks every user's actor for its counts (concurrently,
 //! each with a deadline so that one busy actor cannot hold the command),
 //! `notice` sends a message to every connected client of every user, and
-//! `debug` switches debug logging on or off while running.
+//! `debug` switches debug logging on or off while running
+//! ([`crate::logging::set_debug`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +84,20 @@ pub async fn notice(shared: &Arc<Shared>, args: &[String]) -> ServiceResult {
     }
     tracing::info!(users = handles.len(), notice = %text, "server notice sent");
     Ok(vec![format!("notice sent to {} users", handles.len())])
+}
+
+pub fn debug(args: &[String]) -> ServiceResult {
+    let on = match args {
+        [v] if v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("on") => true,
+        [v] if v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("off") => false,
+        _ => return Err("usage: server debug true|false".to_string()),
+    };
+    crate::logging::set_debug(on).map_err(|e| e.to_string())?;
+    tracing::info!(debug = on, "debug logging switched by an administrator");
+    Ok(vec![format!(
+        "debug logging {}",
+        if on { "on" } else { "off" }
+    )])
 }
 
 impl UserActor {

@@ -8,6 +8,7 @@
 //! up. It stops reading while the network's read gate is closed
 //! (clients catching up, see [`crate::user::flow`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -16,7 +17,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Liveness;
-use crate::conn::{BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_writer};
+use crate::conn::{
+    BoxRead, BoxWrite, FloodControl, LineReader, WriterOptions, spawn_counted_writer,
+};
+use crate::metrics::{CounterRef, GaugeGuard, Metrics};
 use crate::proto::codec::SERVER_LINE_MAX;
 use crate::proto::{Frame, Message};
 use crate::upstream::schedule::ConnectTicket;
@@ -105,6 +109,8 @@ pub struct LinkOptions {
     pub gate: tokio::sync::watch::Receiver<bool>,
     /// Source address and ident of the connection.
     pub source: DialSource,
+    /// Where the link counts its lines, connect errors and itself.
+    pub metrics: Arc<Metrics>,
 }
 
 /// When a connection attempt may start, and how it is called off.
@@ -136,6 +142,7 @@ pub fn spawn_connection(
         flood,
         gate,
         source,
+        metrics,
     } = link;
     let AttemptStart {
         delay,
@@ -189,18 +196,23 @@ pub fn spawn_connection(
                 Ok(pair) => pair,
                 Err(e) => {
                     tracing::info!(error = %e, "connection failed");
+                    metrics.upstream_connect_errors.inc();
                     send(UpstreamEvent::ConnectFailed(e.to_string())).await;
                     return;
                 }
             };
             tracing::info!("connected");
-            let (writer, writer_task) = spawn_writer(
+            let open = GaugeGuard::new(&metrics, |m| &m.upstreams);
+            let (writer, writer_task) = spawn_counted_writer(
                 write,
                 WriterOptions {
                     capacity: UPSTREAM_QUEUE,
                     flood: Some(flood),
                 },
+                Some(CounterRef::new(&metrics, |m| &m.upstream_sent)),
             );
+            let read = LineReader::new(read, SERVER_LINE_MAX)
+                .counting(CounterRef::new(&metrics, |m| &m.upstream_received));
             let cancel = writer.cancel_token();
             if !send(UpstreamEvent::Connected(Box::new(UpstreamLink {
                 writer: writer.clone(),
@@ -218,6 +230,9 @@ pub fn spawn_connection(
                 "disconnected"
             );
             writer.close(None);
+            // Counted down before the actor hears of it, so that what it
+            // tells clients is already in the metrics.
+            drop(open);
             send(UpstreamEvent::Closed(reason)).await;
         },
         span,
@@ -225,7 +240,7 @@ pub fn spawn_connection(
 }
 
 async fn read_loop(
-    read: BoxRead,
+    mut reader: LineReader,
     events: &mpsc::Sender<UserEvent>,
     net: i64,
     attempt: u64,
@@ -233,7 +248,6 @@ async fn read_loop(
     options: ReaderOptions,
 ) -> Option<String> {
     let ReaderOptions { liveness, mut gate } = options;
-    let mut reader = LineReader::new(read, SERVER_LINE_MAX);
     let mut probing = false;
     loop {
         // Paused for slow clients: silence meanwhile is ours, not the

@@ -136,7 +136,9 @@ impl UserActor {
         let history =
             crate::user::history::NetHistory::new(stored, self.shared.config.history_ring_size);
         let net = Network::new(record, channels, &default_nick, history);
-        self.networks.insert(net.id(), Box::new(net));
+        let id = net.id();
+        self.networks.insert(id, Box::new(net));
+        self.sync_network_metric(id);
     }
 
     /// Start a connection attempt for a network after `delay` (its
@@ -165,6 +167,7 @@ impl UserActor {
             flood: self.shared.config.upstream_flood,
             gate: net.read_gate.subscribe(),
             source: dial_source(&self.shared, self.record.id),
+            metrics: self.shared.metrics.clone(),
         };
         // A pending attempt of this network (there should be none) gives
         // its place up.
@@ -181,8 +184,11 @@ impl UserActor {
                 .ticket(&addr.host, tokio::time::Instant::now() + delay),
             cancel,
         };
-        let task =
-            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, start, link);
+        // The connection's log lines carry the network's name.
+        let span = tracing::info_span!("network", network = %net.name());
+        let task = span.in_scope(|| {
+            connect::spawn_connection(self.tx.clone(), id, net.attempt, addr, tls, start, link)
+        });
         self.tasks.push(task);
         self.notify_network_changed(id);
     }

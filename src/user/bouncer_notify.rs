@@ -141,6 +141,7 @@ impl UserActor {
     /// Tell notify clients what changed about a network since it was last
     /// announced (everything, the first time).
     pub(crate) fn notify_network_changed(&mut self, net_id: i64) {
+        self.sync_network_metric(net_id);
         let Some(current) = self.networks.get(&net_id).map(|n| self.network_attrs(n)) else {
             return;
         };

@@ -120,9 +120,13 @@ impl UserActor {
         let below = RESUME_AT.saturating_sub(outbox);
         let wake = self.commit_notify.clone();
         let done = gate.waiter_done.clone();
+        let metrics = self.shared.metrics.clone();
         gate.waiter = Some(tokio::spawn(async move {
             if !writer.wait_drained(below, STALL).await {
                 tracing::info!("client stalled while its server waits, disconnecting");
+                metrics
+                    .queue_drops(crate::metrics::QueueDrop::Stalled)
+                    .inc();
                 writer.abort(Some(
                     "ERROR :Send queue full: client is not reading fast enough".to_string(),
                 ));

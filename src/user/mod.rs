@@ -18,6 +18,7 @@ pub mod flow;
 pub mod history;
 pub(crate) mod manage;
 pub mod monitor;
+mod net_metrics;
 pub mod network;
 mod presence;
 pub mod record_change;
@@ -202,6 +203,8 @@ pub struct UserActor {
     /// The message store fault the clients have been told about
     /// (`store_fault.rs`); `Some(reason)` while it lasts.
     pub(crate) store_fault: Option<String>,
+    /// Counts this actor in the metrics' users gauge while it lives.
+    _counted: crate::metrics::GaugeGuard,
 }
 
 /// A network as loaded from the database when its user starts.
@@ -218,6 +221,7 @@ pub fn spawn_user(
     networks: Vec<LoadedNetwork>,
 ) -> (UserHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    let shared_metrics = shared.metrics.clone();
     let handle = UserHandle {
         id: record.id,
         name: record.username.clone(),
@@ -240,11 +244,12 @@ pub fn spawn_user(
         queued_cursors: Default::default(),
         probe_timer: timer::ActorTimer::new(),
         store_fault: None,
+        _counted: crate::metrics::GaugeGuard::new(&shared_metrics, |m| &m.users),
     };
     for net in networks {
         actor.add_network(net.record, net.channels, net.history);
     }
-    let span = tracing::info_span!("user", name = %handle.name);
+    let span = tracing::info_span!("user", user = %handle.name);
     // Boxed: an async fn's future holds its parameters twice (as passed,
     // and moved into the body), which for the actor's state was 1 KiB.
     let task = tokio::spawn(tracing::Instrument::instrument(
@@ -305,10 +310,14 @@ impl UserActor {
                     net,
                     attempt,
                     event,
-                } => self.on_upstream(net, attempt, event),
+                } => {
+                    self.on_upstream(net, attempt, event);
+                    self.sync_network_metric(net);
+                }
                 UserEvent::Service { words, reply } => {
                     let responder = crate::service::Responder::Oneshot(reply);
                     Box::pin(self.dispatch_service(words, true, None, responder)).await;
+                    self.sync_network_metrics();
                 }
                 UserEvent::ServiceReply {
                     client,
@@ -438,6 +447,10 @@ impl UserActor {
             Ok(()) => {}
             Err(SendError::Full) => {
                 tracing::info!(client = id, "client send queue full, disconnecting");
+                self.shared
+                    .metrics
+                    .queue_drops(crate::metrics::QueueDrop::SendQueueFull)
+                    .inc();
                 client.writer.abort(Some(
                     "ERROR :Send queue full: client is not reading fast enough".to_string(),
                 ));

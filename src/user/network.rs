@@ -124,6 +124,9 @@ pub struct Network {
     pub away: UpstreamAway,
     /// Pauses reading from the server while clients catch up.
     pub read_gate: crate::user::flow::ReadGate,
+    /// The state this network is counted in by the metrics (set by
+    /// [`UserActor::sync_network_metric`](crate::user::UserActor)).
+    pub metric: crate::metrics::NetStateSlot,
 }
 
 /// A registered connection that lasted this long resets the backoff.
@@ -180,6 +183,7 @@ impl Network {
             monitor: Monitors::new(CaseMapping::default()),
             away: UpstreamAway::default(),
             read_gate: Default::default(),
+            metric: Default::default(),
         }
     }
 

@@ -272,6 +272,10 @@ impl UserActor {
             held.push(Arc::clone(out));
             if held.len() > MAX_HELD {
                 tracing::info!(client = id, "too much traffic during backlog replay");
+                self.shared
+                    .metrics
+                    .queue_drops(crate::metrics::QueueDrop::ReplayOverflow)
+                    .inc();
                 client.writer.abort(Some(
                     "ERROR :Too much traffic while replaying history; reconnect to catch up"
                         .to_string(),

@@ -200,3 +200,34 @@ async fn tetherctl_exit_codes() {
     assert_eq!(out.code, Some(4), "nothing listening: {out:?}");
     assert!(out.stderr.contains("is tether running"), "{out:?}");
 }
+
+/// `server debug` switches the running daemon's log level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_debug_switches_debug_logging_at_run_time() {
+    let (dir, config) = config_dir("tether-cli-debug-");
+    let mut tether = TetherProcess::spawn(&config, dir.path());
+    tether
+        .wait_startup(&["irc+insecure", "unix+admin"], true)
+        .await;
+    let out = tetherctl(&config, &["server", "debug", "true"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), "debug logging on");
+    // A new user's actor logs its start at debug level only.
+    let out = tetherctl(
+        &config,
+        &["user", "create", "-username", "dora", "-password", "pw"],
+    )
+    .await;
+    assert!(out.success, "{out:?}");
+    tether
+        .wait_for_line("the debug line of dora's actor", |l| {
+            l.contains("DEBUG") && l.contains("user actor started")
+        })
+        .await;
+    let out = tetherctl(&config, &["server", "debug", "false"]).await;
+    assert_eq!(out.stdout.trim(), "debug logging off", "{out:?}");
+    let out = tetherctl(&config, &["server", "debug", "maybe"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("usage"), "{out:?}");
+    tether.terminate().await;
+}

@@ -28,6 +28,7 @@ mod interop;
 mod interop_ircv3;
 mod labeled;
 mod limits;
+mod metrics;
 mod monitor;
 mod proxy;
 mod reconnect;
