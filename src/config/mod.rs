@@ -395,6 +395,37 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
+/// The directives handled in this file; the others are in [`limits`],
+/// [`access`] and [`connect`].
+const CORE_DIRECTIVES: &[&str] = &[
+    "listen",
+    "tls",
+    "http-origin",
+    "hostname",
+    "title",
+    "db",
+    "message-store",
+    "max-user-networks",
+    "motd",
+    "max-connections",
+    "registration-timeout",
+    "history-ring-size",
+    "message-expiry",
+    "message-user-limit",
+    "backlog-limit",
+    "client-cert-auth",
+];
+
+/// Every configuration directive tether knows.
+pub fn directive_names() -> impl Iterator<Item = &'static str> {
+    CORE_DIRECTIVES
+        .iter()
+        .chain(limits::DIRECTIVES.iter())
+        .chain(access::DIRECTIVES.iter())
+        .chain(connect::DIRECTIVES.iter())
+        .copied()
+}
+
 /// The whole daemon configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -668,35 +699,9 @@ impl Builder {
     }
 
     fn directive(&mut self, d: &Directive) {
-        let name: &'static str = match d.name.as_str() {
-            "listen" => "listen",
-            "tls" => "tls",
-            "http-origin" => "http-origin",
-            "hostname" => "hostname",
-            "title" => "title",
-            "db" => "db",
-            "message-store" => "message-store",
-            "max-user-networks" => "max-user-networks",
-            "motd" => "motd",
-            "max-connections" => "max-connections",
-            "registration-timeout" => "registration-timeout",
-            "history-ring-size" => "history-ring-size",
-            "message-expiry" => "message-expiry",
-            "message-user-limit" => "message-user-limit",
-            "backlog-limit" => "backlog-limit",
-            "client-cert-auth" => "client-cert-auth",
-            other => match limits::DIRECTIVES
-                .iter()
-                .chain(access::DIRECTIVES.iter())
-                .chain(connect::DIRECTIVES.iter())
-                .find(|n| **n == other)
-            {
-                Some(n) => n,
-                None => {
-                    self.error(d.line, format!("unknown directive {other:?}"));
-                    return;
-                }
-            },
+        let Some(name) = directive_names().find(|n| *n == d.name) else {
+            self.error(d.line, format!("unknown directive {:?}", d.name));
+            return;
         };
         if !d.children.is_empty() {
             self.error(

@@ -128,6 +128,14 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         old.client_cert_auth != new.client_cert_auth,
         "client-cert-auth",
     );
+    note(
+        old.access != new.access,
+        "accept-proxy-ip, accept-proxy-unix or upstream-user-ip",
+    );
+    note(
+        old.upstream_connect_spacing != new.upstream_connect_spacing,
+        "upstream-connect-spacing",
+    );
     // Any other difference is in a directive this module does not apply:
     // take every value it handles from `old` and compare the rest.
     let mut rest = new.clone();
@@ -141,6 +149,8 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     rest.message_store = old.message_store;
     rest.history_ring_size = old.history_ring_size;
     rest.client_cert_auth = old.client_cert_auth;
+    rest.access = old.access.clone();
+    rest.upstream_connect_spacing = old.upstream_connect_spacing;
     note(rest != *old, "other directives");
     out
 }
@@ -328,6 +338,18 @@ mod tests {
         assert_eq!(
             restart_needed(&old, &changed),
             vec!["hostname", "db", "message-store", "history-ring-size"]
+        );
+        let changed = parse(
+            "listen irc://localhost\nhostname a.example\naccept-proxy-ip localhost\n\
+             upstream-connect-spacing 5s\nclient-cert-auth true\n",
+        );
+        assert_eq!(
+            restart_needed(&old, &changed),
+            vec![
+                "client-cert-auth",
+                "accept-proxy-ip, accept-proxy-unix or upstream-user-ip",
+                "upstream-connect-spacing"
+            ]
         );
     }
 

@@ -21,6 +21,7 @@ mod connect_spacing;
 mod crash;
 mod db_faults;
 mod device_certs;
+mod docs;
 mod history;
 mod ident;
 mod import;
