@@ -213,6 +213,22 @@ impl Listener {
         }
     }
 
+    /// The `host:port` a TCP listener binds; `None` for unix sockets.
+    pub fn tcp_addr(&self) -> Option<&str> {
+        match self {
+            Listener::Ircs { addr }
+            | Listener::Irc { addr }
+            | Listener::IrcInsecure { addr }
+            | Listener::Wss { addr }
+            | Listener::Ws { addr }
+            | Listener::WsInsecure { addr }
+            | Listener::Ident { addr }
+            | Listener::Prometheus { addr }
+            | Listener::PrometheusInsecure { addr } => Some(addr),
+            Listener::Unix { .. } | Listener::UnixAdmin { .. } => None,
+        }
+    }
+
     /// Whether this listener needs a TLS certificate.
     pub fn needs_tls(&self) -> bool {
         matches!(self, Listener::Ircs { .. } | Listener::Wss { .. })

@@ -183,19 +183,12 @@ impl Inherited {
                     .iter()
                     .position(|s| matches!(&s.kind, Kind::Unix(_, p) if absolute(p) == want))?
             }
-            Listener::Ircs { addr }
-            | Listener::Irc { addr }
-            | Listener::IrcInsecure { addr }
-            | Listener::Wss { addr }
-            | Listener::Ws { addr }
-            | Listener::WsInsecure { addr }
-            | Listener::Ident { addr }
-            | Listener::Prometheus { addr }
-            | Listener::PrometheusInsecure { addr } => {
+            tcp => {
+                let addr = tcp.tcp_addr()?;
                 if self.sockets.is_empty() {
                     return None;
                 }
-                let wanted: Vec<SocketAddr> = match tokio::net::lookup_host(addr.as_str()).await {
+                let wanted: Vec<SocketAddr> = match tokio::net::lookup_host(addr).await {
                     Ok(addrs) => addrs.collect(),
                     Err(e) => {
                         tracing::warn!("resolving {listener} to match inherited sockets: {e}");

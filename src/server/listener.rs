@@ -59,20 +59,12 @@ pub async fn bind(
 /// Bind the socket of one listener (an IRC unix socket gets mode 0775,
 /// the admin socket 0600).
 pub async fn open(listener: &Listener) -> Result<Socket, ServerError> {
-    match listener {
-        Listener::Ircs { addr }
-        | Listener::Irc { addr }
-        | Listener::IrcInsecure { addr }
-        | Listener::Wss { addr }
-        | Listener::Ws { addr }
-        | Listener::WsInsecure { addr }
-        | Listener::Ident { addr }
-        | Listener::Prometheus { addr }
-        | Listener::PrometheusInsecure { addr } => TcpListener::bind(addr)
+    match (listener.tcp_addr(), listener) {
+        (Some(addr), _) => TcpListener::bind(addr)
             .await
             .map(Socket::Tcp)
             .map_err(|e| bind_error(listener, e)),
-        Listener::Unix { path } | Listener::UnixAdmin { path } => {
+        (None, Listener::Unix { path } | Listener::UnixAdmin { path }) => {
             let admin = matches!(listener, Listener::UnixAdmin { .. });
             // A socket file left by a previous run would make bind fail.
             if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
@@ -84,6 +76,10 @@ pub async fn open(listener: &Listener) -> Result<Socket, ServerError> {
                 .map_err(|e| bind_error(listener, e))?;
             Ok(Socket::Unix(unix))
         }
+        (None, _) => Err(bind_error(
+            listener,
+            std::io::Error::other("neither a TCP address nor a socket path"),
+        )),
     }
 }
 

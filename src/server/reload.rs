@@ -89,22 +89,7 @@ fn same_place(a: &Listener, b: &Listener) -> bool {
         ) => p == q,
         (Listener::Unix { .. } | Listener::UnixAdmin { .. }, _)
         | (_, Listener::Unix { .. } | Listener::UnixAdmin { .. }) => false,
-        _ => tcp_addr(a) == tcp_addr(b),
-    }
-}
-
-fn tcp_addr(l: &Listener) -> Option<&str> {
-    match l {
-        Listener::Ircs { addr }
-        | Listener::Irc { addr }
-        | Listener::IrcInsecure { addr }
-        | Listener::Wss { addr }
-        | Listener::Ws { addr }
-        | Listener::WsInsecure { addr }
-        | Listener::Ident { addr }
-        | Listener::Prometheus { addr }
-        | Listener::PrometheusInsecure { addr } => Some(addr),
-        Listener::Unix { .. } | Listener::UnixAdmin { .. } => None,
+        _ => a.tcp_addr() == b.tcp_addr(),
     }
 }
 

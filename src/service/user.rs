@@ -11,40 +11,11 @@ use crate::service::flags::{FlagKind, FlagSpec, parse_flags};
 use crate::service::{Caller, ServiceResult};
 use crate::user::UserEvent;
 
-const CREATE_FLAGS: &[FlagSpec] = &[
-    FlagSpec {
-        name: "username",
-        kind: FlagKind::Value,
-    },
-    FlagSpec {
-        name: "password",
-        kind: FlagKind::Value,
-    },
-    FlagSpec {
-        name: "disable-password",
-        kind: FlagKind::Bool,
-    },
-    FlagSpec {
-        name: "admin",
-        kind: FlagKind::Bool,
-    },
-    FlagSpec {
-        name: "nick",
-        kind: FlagKind::Value,
-    },
-    FlagSpec {
-        name: "realname",
-        kind: FlagKind::Value,
-    },
-    FlagSpec {
-        name: "enabled",
-        kind: FlagKind::Bool,
-    },
-    FlagSpec {
-        name: "max-networks",
-        kind: FlagKind::Value,
-    },
-];
+/// `user create` takes the account flags of `user update` and the name.
+const USERNAME_FLAG: FlagSpec = FlagSpec {
+    name: "username",
+    kind: FlagKind::Value,
+};
 
 /// User names become part of login names, so the separators are excluded.
 pub fn check_username(name: &str) -> Result<(), String> {
@@ -63,7 +34,10 @@ pub fn check_username(name: &str) -> Result<(), String> {
 }
 
 pub async fn create(shared: &Arc<Shared>, args: &[String]) -> ServiceResult {
-    let flags = parse_flags(args, CREATE_FLAGS).map_err(|e| e.to_string())?;
+    let specs: Vec<FlagSpec> = std::iter::once(USERNAME_FLAG)
+        .chain(super::user_update::ACCOUNT_FLAGS.iter().copied())
+        .collect();
+    let flags = parse_flags(args, &specs).map_err(|e| e.to_string())?;
     if let Some(extra) = flags.positional.first() {
         return Err(format!("unexpected argument {extra:?}"));
     }

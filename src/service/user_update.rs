@@ -20,7 +20,8 @@ use crate::service::{Caller, ServiceResult};
 use crate::user::UserEvent;
 use crate::user::record_change::RecordChange;
 
-const FLAGS: &[FlagSpec] = &[
+/// The account settings, also taken by `user create`.
+pub(super) const ACCOUNT_FLAGS: &[FlagSpec] = &[
     FlagSpec {
         name: "password",
         kind: FlagKind::Value,
@@ -92,7 +93,7 @@ fn check_permissions(flags: &ParsedFlags, caller: &Caller, is_self: bool) -> Res
 }
 
 pub async fn update(shared: &Arc<Shared>, caller: &Caller, args: &[String]) -> ServiceResult {
-    let flags = parse_flags(args, FLAGS).map_err(|e| e.to_string())?;
+    let flags = parse_flags(args, ACCOUNT_FLAGS).map_err(|e| e.to_string())?;
     let username = match (flags.positional.as_slice(), &caller.username) {
         ([name], _) => name.clone(),
         ([], Some(me)) => me.clone(),
@@ -180,7 +181,7 @@ mod tests {
 
     fn flags(words: &[&str]) -> ParsedFlags {
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
-        parse_flags(&words, FLAGS).expect("parses")
+        parse_flags(&words, ACCOUNT_FLAGS).expect("parses")
     }
 
     fn caller(admin: bool) -> Caller {
