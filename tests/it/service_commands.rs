@@ -388,3 +388,72 @@ async fn abbreviations_and_quoting() {
     let ok = reply(&mut b, "dev st").await;
     assert_eq!(ok, "no device certificates");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_sasl_certfp_and_help_refuse_bad_input() {
+    let s = Setup::new().await;
+    let mut b = bouncer_connection(&s.tether, "alice").await;
+    for (command, why) in [
+        ("network create", "-addr is required"),
+        ("network create -addr gopher://x", "scheme"),
+        (
+            "network create -addr irc+insecure://127.0.0.1:1 -name fake",
+            "already exists",
+        ),
+        (
+            "network create -addr irc+insecure://127.0.0.1:1 -name a/b",
+            "invalid network name",
+        ),
+        (
+            "network create -addr irc+insecure://127.0.0.1:1 extra",
+            "unexpected argument",
+        ),
+        (
+            "network create -addr irc+insecure://127.0.0.1:1 -bogus x",
+            "bogus",
+        ),
+        ("network update nowhere -nick x", "no network named"),
+        ("network update fake -nick BouncerServ", "reserved"),
+        ("network delete", "usage"),
+        ("network delete nowhere", "no network named"),
+        ("sasl status", "-network"),
+        ("sasl set-plain -network fake onlyuser", "usage"),
+        ("sasl reset -network nowhere", "no network named"),
+        ("certfp generate -network fake -key-type dsa", "key"),
+        ("certfp fingerprint -network fake", "certificate"),
+        ("channel status -network nowhere", "no network named"),
+        ("channel update #x", "-network"),
+    ] {
+        let e = refused(&mut b, command).await;
+        assert!(
+            e.to_ascii_lowercase().contains(&why.to_ascii_lowercase()),
+            "{command}: {e:?}"
+        );
+    }
+    // help: one command, a family, and nothing.
+    let one = reply(&mut b, "help network quote").await;
+    assert!(one.starts_with("network quote [name] <line>: "), "{one:?}");
+    service_command(&mut b, "help channel").await;
+    let mut family = Vec::new();
+    for _ in 0..4 {
+        family.push(expect_service_line(&mut b, "help channel", |_| true).await);
+    }
+    for name in [
+        "channel status",
+        "channel create",
+        "channel update",
+        "channel delete",
+    ] {
+        assert!(
+            family.iter().any(|l| l.starts_with(name)),
+            "{name}: {family:?}"
+        );
+    }
+    assert_eq!(
+        reply(&mut b, "help nosuch").await,
+        "no command matches \"nosuch\""
+    );
+    // Nothing was created or changed by the refused commands.
+    let status = s.tether.network_status("alice").await;
+    assert_eq!(status.len(), 1, "{status:?}");
+}
