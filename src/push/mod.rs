@@ -1,0 +1,44 @@
+//! Web Push notifications (issue 7): everything tether needs to deliver an
+//! IRC line to a browser or phone through its push service.
+//!
+//! The push module will own the `soju.im/webpush` / `draft/webpush`
+//! subscriptions, the notifier task and the outgoing HTTP delivery. For now
+//! it holds the cryptographic building blocks, which have no I/O:
+//!
+//! - [`ece`]: RFC 8291 message encryption (`aes128gcm` content coding,
+//!   RFC 8188 framing), both the sending side and the receiving side used by
+//!   test push endpoints.
+//! - [`vapid`]: RFC 8292 VAPID: the server's P-256 key pair, its storage
+//!   form, the `VAPID` ISUPPORT value, and the signed `Authorization` header
+//!   (plus its verification, for test push endpoints).
+
+pub mod ece;
+pub mod vapid;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Encodes bytes as base64url without padding, the form Web Push uses for
+/// keys, salts and JWT segments.
+pub fn b64url_encode(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes base64url, with or without trailing `=` padding (browsers send
+/// it unpadded, some clients pad it).
+pub fn b64url_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    URL_SAFE_NO_PAD.decode(text.trim_end_matches('='))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b64url_accepts_padded_and_unpadded() {
+        assert_eq!(b64url_decode("AQI").unwrap(), vec![1, 2]);
+        assert_eq!(b64url_decode("AQI=").unwrap(), vec![1, 2]);
+        assert_eq!(b64url_encode(&[0xfb, 0xff]), "-_8");
+        assert!(b64url_decode("A+I").is_err());
+    }
+}
