@@ -199,8 +199,15 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     })
 }
 
+/// A parsed status line and its headers.
+struct Head {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+}
+
 /// Parses a head into status, reason and headers.
-fn parse_head(head: &[u8]) -> Result<(u16, String, Vec<(String, String)>), OutboundError> {
+fn parse_head(head: &[u8]) -> Result<Head, OutboundError> {
     let mut lines = head
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
@@ -234,7 +241,11 @@ fn parse_head(head: &[u8]) -> Result<(u16, String, Vec<(String, String)>), Outbo
             String::from_utf8_lossy(value).into_owned(),
         ));
     }
-    Ok((status, reason, headers))
+    Ok(Head {
+        status,
+        reason,
+        headers,
+    })
 }
 
 fn parse_status_line(line: &[u8]) -> Result<(u16, String), OutboundError> {
@@ -329,11 +340,15 @@ pub async fn read_response<R: AsyncRead + Unpin>(
     };
     let mut budget = limits.max_head;
     let mut interim = 0;
-    let (status, reason, headers) = loop {
-        let head = reader.head(budget).await?;
-        budget -= head.len();
-        let (status, reason, headers) = parse_head(&head)?;
-        match status {
+    let Head {
+        status,
+        reason,
+        headers,
+    } = loop {
+        let bytes = reader.head(budget).await?;
+        budget -= bytes.len();
+        let head = parse_head(&bytes)?;
+        match head.status {
             101 => return Err(bad("the server switched protocols")),
             100..=199 => {
                 interim += 1;
@@ -341,7 +356,7 @@ pub async fn read_response<R: AsyncRead + Unpin>(
                     return Err(bad("too many interim responses"));
                 }
             }
-            _ => break (status, reason, headers),
+            _ => break head,
         }
     };
     let mut body = Vec::new();
@@ -413,10 +428,8 @@ mod tests {
             let end = (self.pos + self.step)
                 .min(self.data.len())
                 .min(self.pos + buf.remaining());
-            if end == self.pos {
-                if let Some(kind) = self.then {
-                    return Poll::Ready(Err(io::Error::new(kind, "test")));
-                }
+            if let (true, Some(kind)) = (end == self.pos, self.then) {
+                return Poll::Ready(Err(io::Error::new(kind, "test")));
             }
             buf.put_slice(&self.data[self.pos..end]);
             self.pos = end;
@@ -707,7 +720,10 @@ mod tests {
 
     #[test]
     fn obs_text_in_values_is_kept_lossily() {
-        let (_, _, headers) = parse_head(b"HTTP/1.1 200 OK\r\nX: caf\xe9\r\n\r\n").expect("head");
-        assert_eq!(headers, vec![("X".to_string(), "caf\u{fffd}".to_string())]);
+        let head = parse_head(b"HTTP/1.1 200 OK\r\nX: caf\xe9\r\n\r\n").expect("head");
+        assert_eq!(
+            head.headers,
+            vec![("X".to_string(), "caf\u{fffd}".to_string())]
+        );
     }
 }
