@@ -213,14 +213,15 @@ mod tests {
     }
 
     /// Serves one plain connection with a canned response.
-    async fn plain_server(response: &'static [u8]) -> (u16, oneshot::Receiver<Seen>) {
+    async fn plain_server(response: impl Into<Vec<u8>>) -> (u16, oneshot::Receiver<Seen>) {
+        let response = response.into();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.expect("accept");
             let request = read_request(&mut stream).await;
-            stream.write_all(response).await.expect("write");
+            stream.write_all(&response).await.expect("write");
             let _ = tx.send(Seen { request, sni: None });
         });
         (port, rx)
@@ -372,13 +373,11 @@ mod tests {
     #[tokio::test]
     async fn redirects_are_returned_not_followed() {
         let (other, other_port) = untouched_listener();
-        let response: &'static [u8] = format!(
+        let response = format!(
             "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{other_port}/\r\n\
              Content-Length: 0\r\n\r\n"
-        )
-        .into_bytes()
-        .leak();
-        let (port, _seen) = plain_server(response).await;
+        );
+        let (port, _seen) = plain_server(response.into_bytes()).await;
         let url = format!("http://127.0.0.1:{port}/");
         let r = post(&url, &[], b"", &loopback_allowed(), &plain())
             .await
