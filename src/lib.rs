@@ -11,6 +11,8 @@
 //!   loop, PROXY protocol, connection limit, TLS certificate reload, shutdown.
 //! - [`conn`]: the reader and writer pump tasks of one connection.
 //! - [`user`]: the per-user actor that owns all of a user's state.
+//! - [`outbound`]: outgoing HTTPS POSTs to user-supplied URLs (Web Push,
+//!   webhooks) behind an SSRF guard.
 //! - [`upstream`]: tether as an IRC client: dial, register, track state.
 //! - [`downstream`]: tether as an IRC server: registration, auth, burst,
 //!   per-client filtering and command handlers.
@@ -35,6 +37,7 @@ pub mod history;
 pub mod import;
 pub mod logging;
 pub mod metrics;
+pub mod outbound;
 pub mod proto;
 pub mod push;
 pub mod server;
