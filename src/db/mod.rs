@@ -400,6 +400,11 @@ impl Db {
             .await
     }
 
+    /// The stored VAPID private key (base64url), if one was generated.
+    pub async fn vapid_key(&self) -> DbResult<Option<String>> {
+        self.call(|conn| webpush::vapid_key(conn)).await
+    }
+
     /// Store (or refresh) a Web Push subscription; see [`webpush::register`].
     pub async fn register_webpush(
         &self,
