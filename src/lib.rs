@@ -18,8 +18,9 @@
 //!   per-client filtering and command handlers.
 //! - [`history`]: chat history: per-target rings, what is stored, and
 //!   CHATHISTORY/SEARCH argument parsing; the durable part is in [`db`].
-//! - [`push`]: Web Push: RFC 8291 message encryption and RFC 8292 VAPID
-//!   signing (the delivery pipeline of issue 7 builds on them).
+//! - [`push`]: Web Push: RFC 8291 message encryption, RFC 8292 VAPID
+//!   signing and `WEBPUSH REGISTER` validation (the delivery pipeline of
+//!   issue 7 builds on them).
 //! - [`service`]: BouncerServ, the administration service.
 //! - [`metrics`]: counters and gauges of a running server and their
 //!   Prometheus text form (served by [`server::prometheus`]).

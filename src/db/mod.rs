@@ -21,7 +21,8 @@
 //!
 //! Table groups live in their own modules ([`users`], [`networks`],
 //! [`channels`], [`messages`] with its full-text index, [`cursors`] for
-//! delivery cursors, [`read_markers`], [`sts`] policies); each exposes plain synchronous
+//! delivery cursors, [`read_markers`], [`sts`] policies, [`webpush`]
+//! subscriptions and the VAPID key); each exposes plain synchronous
 //! functions over a `&Connection`. The thread machinery lives in the
 //! private `thread` module, the reader pool in the private `readers`
 //! module.
@@ -49,6 +50,7 @@ pub mod schema;
 pub mod sts;
 mod thread;
 pub mod users;
+pub mod webpush;
 
 pub use cursors::CursorRecord;
 pub use messages::{Backlog, SearchQuery};
@@ -389,6 +391,50 @@ impl Db {
     ) -> DbResult<Option<device_certs::CertOwner>> {
         self.call(move |conn| device_certs::login(conn, &fingerprint, &ip))
             .await
+    }
+
+    /// The server's VAPID private key (base64url), storing `generated` when
+    /// the database has none yet.
+    pub async fn vapid_key_or_insert(&self, generated: String) -> DbResult<String> {
+        self.call(move |conn| webpush::vapid_key_or_insert(conn, &generated))
+            .await
+    }
+
+    /// The stored VAPID private key (base64url), if one was generated.
+    pub async fn vapid_key(&self) -> DbResult<Option<String>> {
+        self.call(|conn| webpush::vapid_key(conn)).await
+    }
+
+    /// Store (or refresh) a Web Push subscription; see [`webpush::register`].
+    pub async fn register_webpush(
+        &self,
+        user_id: i64,
+        network_id: Option<i64>,
+        endpoint: String,
+        p256dh: String,
+        auth: String,
+        max: usize,
+    ) -> DbResult<webpush::Registered> {
+        self.call(move |conn| {
+            webpush::register(conn, user_id, network_id, &endpoint, &p256dh, &auth, max)
+        })
+        .await
+    }
+
+    /// Remove a Web Push subscription; whether it existed.
+    pub async fn unregister_webpush(
+        &self,
+        user_id: i64,
+        network_id: Option<i64>,
+        endpoint: String,
+    ) -> DbResult<bool> {
+        self.call(move |conn| webpush::unregister(conn, user_id, network_id, &endpoint))
+            .await
+    }
+
+    /// Every Web Push subscription of a user, oldest first.
+    pub async fn list_webpush(&self, user_id: i64) -> DbResult<Vec<webpush::Subscription>> {
+        self.call(move |conn| webpush::list(conn, user_id)).await
     }
 
     /// Number of users.

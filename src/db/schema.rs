@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "device certificates for client certificate login",
         apply: migration_5,
     },
+    Migration {
+        description: "Web Push: the VAPID key and push subscriptions",
+        apply: migration_webpush,
+    },
 ];
 
 /// The schema version this build of tether writes.
@@ -248,6 +252,34 @@ fn migration_5(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             last_ip TEXT
         );
         CREATE INDEX device_certificates_user ON device_certificates(user_id);",
+    )
+}
+
+/// The server's VAPID key (one row) and the users' Web Push subscriptions.
+/// A subscription belongs to a user and, when registered on a bound
+/// connection, to a network (`NULL` for the bouncer connection); the same
+/// endpoint is stored once per user and network, which the expression index
+/// enforces also for the `NULL` network.
+fn migration_webpush(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE webpush_config (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            vapid_private_key TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE webpush_subscriptions (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            network_id INTEGER REFERENCES networks(id) ON DELETE CASCADE,
+            endpoint TEXT NOT NULL,
+            p256dh TEXT NOT NULL,
+            auth TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX webpush_subscriptions_key
+            ON webpush_subscriptions(user_id, COALESCE(network_id, 0), endpoint);
+        CREATE INDEX webpush_subscriptions_network ON webpush_subscriptions(network_id);",
     )
 }
 

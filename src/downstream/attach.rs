@@ -62,6 +62,7 @@ impl UserActor {
             &nick,
             network.and_then(|n| self.networks.get(&n)).map(|n| &**n),
             self.clients.get(&id).is_some_and(|c| c.implicit_names()),
+            &self.shared.vapid_public,
         );
         for msg in &burst {
             self.send_to(id, msg);

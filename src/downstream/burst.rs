@@ -16,8 +16,9 @@ pub const VERSION: &str = concat!("tether-", env!("CARGO_PKG_VERSION"));
 /// client of the user.
 const HIDDEN_TOKENS: &[&str] = &["NAMESX", "UHNAMES"];
 
-/// ISUPPORT tokens of the bouncer connection (no network bound).
-fn bouncer_isupport(live: &LiveConfig) -> Vec<String> {
+/// ISUPPORT tokens of the bouncer connection (no network bound); `vapid`
+/// is the server's Web Push public key.
+fn bouncer_isupport(live: &LiveConfig, vapid: &str) -> Vec<String> {
     let mut tokens = vec![
         "CASEMAPPING=ascii".to_string(),
         "CHANTYPES=".to_string(),
@@ -26,12 +27,14 @@ fn bouncer_isupport(live: &LiveConfig) -> Vec<String> {
     ];
     let title = live.title.clone().unwrap_or_else(|| "tether".to_string());
     tokens.push(Isupport::encode_token("NETWORK", Some(&title)));
+    tokens.push(Isupport::encode_token("VAPID", Some(vapid)));
     tokens
 }
 
 /// ISUPPORT tokens for a client bound to `net`: the upstream's tokens, or
-/// defaults while the network has never been connected.
-fn network_isupport(net: &Network) -> Vec<String> {
+/// defaults while the network has never been connected, plus tether's own
+/// (`vapid` is the server's Web Push public key).
+fn network_isupport(net: &Network, vapid: &str) -> Vec<String> {
     let mut tokens: Vec<String> = net
         .isupport
         .tokens()
@@ -47,10 +50,13 @@ fn network_isupport(net: &Network) -> Vec<String> {
         ];
     }
     // tether's own values replace the server's (a server that is itself a
-    // bouncer may send BOUNCER_NETID).
+    // bouncer may send BOUNCER_NETID or VAPID).
     tokens.retain(|t| {
         let name = t.split('=').next().unwrap_or_default();
-        !matches!(name, "CHATHISTORY" | "MSGREFTYPES" | "BOUNCER_NETID")
+        !matches!(
+            name,
+            "CHATHISTORY" | "MSGREFTYPES" | "BOUNCER_NETID" | "VAPID"
+        )
     });
     tokens.push(format!(
         "CHATHISTORY={}",
@@ -58,6 +64,7 @@ fn network_isupport(net: &Network) -> Vec<String> {
     ));
     tokens.push("MSGREFTYPES=timestamp,msgid".to_string());
     tokens.push(format!("BOUNCER_NETID={}", net.id()));
+    tokens.push(Isupport::encode_token("VAPID", Some(vapid)));
     tokens
 }
 
@@ -66,7 +73,8 @@ fn network_isupport(net: &Network) -> Vec<String> {
 /// adds the server name to numerics.
 ///
 /// NAMES replies are left out when `names` is false (no-implicit-names).
-/// The MOTD and title come from `live`, the reloadable configuration.
+/// The MOTD and title come from `live`, the reloadable configuration;
+/// `vapid` is the server's Web Push public key (the `VAPID` token).
 pub fn welcome(
     config: &Config,
     live: &LiveConfig,
@@ -74,6 +82,7 @@ pub fn welcome(
     nick: &str,
     net: Option<&Network>,
     names: bool,
+    vapid: &str,
 ) -> Vec<Message> {
     let host = config.hostname.as_str();
     let num = |code: &str, rest: &[&str]| {
@@ -103,8 +112,8 @@ pub fn welcome(
         &[host, VERSION, "aiwroO", &chanmodes],
     ));
     let tokens = match net {
-        Some(net) => network_isupport(net),
-        None => bouncer_isupport(live),
+        Some(net) => network_isupport(net, vapid),
+        None => bouncer_isupport(live, vapid),
     };
     out.extend(isupport_lines(host, nick, tokens));
     match live.motd.as_deref() {
@@ -142,14 +151,19 @@ fn isupport_lines(host: &str, nick: &str, tokens: Vec<String>) -> Vec<Message> {
 }
 
 /// The bouncer connection's 005 lines.
-pub fn bouncer_isupport_lines(host: &str, live: &LiveConfig, nick: &str) -> Vec<Message> {
-    isupport_lines(host, nick, bouncer_isupport(live))
+pub fn bouncer_isupport_lines(
+    host: &str,
+    live: &LiveConfig,
+    nick: &str,
+    vapid: &str,
+) -> Vec<Message> {
+    isupport_lines(host, nick, bouncer_isupport(live, vapid))
 }
 
 /// The network's current 005 lines, for clients that attached before the
 /// network finished registering.
-pub fn network_isupport_lines(host: &str, nick: &str, net: &Network) -> Vec<Message> {
-    isupport_lines(host, nick, network_isupport(net))
+pub fn network_isupport_lines(host: &str, nick: &str, net: &Network, vapid: &str) -> Vec<Message> {
+    isupport_lines(host, nick, network_isupport(net, vapid))
 }
 
 /// The attached channels (detached ones are hidden from clients), sorted.
@@ -277,7 +291,7 @@ mod tests {
             title: Some("My Bouncer".to_string()),
             ..Config::default()
         };
-        let tokens = bouncer_isupport(&LiveConfig::from_config(&config));
+        let tokens = bouncer_isupport(&LiveConfig::from_config(&config), "BKEY");
         for want in [
             "CASEMAPPING=ascii",
             "CHANTYPES=",
@@ -287,24 +301,33 @@ mod tests {
             assert!(tokens.iter().any(|t| t == want), "{want} in {tokens:?}");
         }
         assert!(!tokens.iter().any(|t| t.starts_with("BOUNCER_NETID")));
+        assert!(tokens.iter().any(|t| t == "VAPID=BKEY"), "{tokens:?}");
     }
 
     #[test]
     fn bound_connection_has_its_network_id() {
         let net = network(
             42,
-            &["CASEMAPPING=rfc1459", "BOUNCER_NETID=7", "CHATHISTORY=50"],
+            &[
+                "CASEMAPPING=rfc1459",
+                "BOUNCER_NETID=7",
+                "CHATHISTORY=50",
+                "VAPID=theirs",
+            ],
         );
-        let tokens = network_isupport(&net);
+        let tokens = network_isupport(&net, "ours");
         let netids: Vec<&String> = tokens
             .iter()
             .filter(|t| t.starts_with("BOUNCER_NETID"))
             .collect();
         assert_eq!(netids, ["BOUNCER_NETID=42"]);
         assert!(!tokens.iter().any(|t| t == "CHATHISTORY=50"));
+        // A bouncer upstream's VAPID key is replaced by tether's own.
+        let vapids: Vec<&String> = tokens.iter().filter(|t| t.starts_with("VAPID")).collect();
+        assert_eq!(vapids, ["VAPID=ours"]);
         let fresh = network(3, &[]);
         assert!(
-            network_isupport(&fresh)
+            network_isupport(&fresh, "ours")
                 .iter()
                 .any(|t| t == "BOUNCER_NETID=3")
         );

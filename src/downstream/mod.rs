@@ -35,6 +35,7 @@ pub const OFFERED_CAPS: &[&str] = &[
     "draft/no-implicit-names",
     "draft/pre-away",
     "draft/read-marker",
+    "draft/webpush",
     "echo-message",
     "invite-notify",
     "no-implicit-names",
@@ -46,8 +47,13 @@ pub const OFFERED_CAPS: &[&str] = &[
     "soju.im/no-implicit-names",
     "soju.im/read",
     "soju.im/search",
+    "soju.im/webpush",
     "userhost-in-names",
 ];
+
+/// The names of the Web Push extension (the vendor one soju defined and
+/// the draft of the IRCv3 pull request); tether treats them alike.
+pub const WEBPUSH_CAPS: &[&str] = &["draft/webpush", "soju.im/webpush"];
 
 /// The names under which clients ask for no-implicit-names.
 pub const NO_IMPLICIT_NAMES: &[&str] = &[

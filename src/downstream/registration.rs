@@ -314,9 +314,12 @@ async fn register(
             // bouncer's own tokens; the burst brings the network's.
             "ISUPPORT" if reg.caps.contains("draft/extended-isupport") => {
                 let host = &shared.config.hostname;
-                for line in
-                    crate::downstream::burst::bouncer_isupport_lines(host, &shared.live(), &nick)
-                {
+                for line in crate::downstream::burst::bouncer_isupport_lines(
+                    host,
+                    &shared.live(),
+                    &nick,
+                    &shared.vapid_public,
+                ) {
                     reply(writer, line);
                 }
             }

@@ -3,7 +3,9 @@
 //!
 //! The push module will own the `soju.im/webpush` / `draft/webpush`
 //! subscriptions, the notifier task and the outgoing HTTP delivery. For now
-//! it holds the cryptographic building blocks, which have no I/O:
+//! it holds the cryptographic building blocks and the registration checks,
+//! which have no I/O (the `WEBPUSH` command itself is handled in
+//! `downstream::handlers::webpush`, the storage is `db::webpush`):
 //!
 //! - [`ece`]: RFC 8291 message encryption (`aes128gcm` content coding,
 //!   RFC 8188 framing), both the sending side and the receiving side used by
@@ -11,8 +13,10 @@
 //! - [`vapid`]: RFC 8292 VAPID: the server's P-256 key pair, its storage
 //!   form, the `VAPID` ISUPPORT value, and the signed `Authorization` header
 //!   (plus its verification, for test push endpoints).
+//! - [`subscription`]: validation of a `WEBPUSH REGISTER` endpoint and keys.
 
 pub mod ece;
+pub mod subscription;
 pub mod vapid;
 
 use base64::Engine as _;

@@ -65,6 +65,8 @@ pub enum ServerError {
     Auth(#[from] crate::auth::AuthError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("Web Push VAPID key: {0}")]
+    Vapid(#[from] crate::push::vapid::VapidError),
 }
 
 /// State shared by every task of the server.
@@ -92,6 +94,11 @@ pub struct Shared {
     pub connects: Arc<crate::upstream::schedule::ConnectScheduler>,
     /// Counters and gauges served by the metrics listeners.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The Web Push VAPID key, generated on the first start and loaded from
+    /// the database since; it never changes while running.
+    pub vapid: crate::push::vapid::VapidKey,
+    /// [`Shared::vapid`]'s public key, base64url: the `VAPID` ISUPPORT value.
+    pub vapid_public: String,
     users: Mutex<HashMap<String, UserHandle>>,
     user_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_client: AtomicU64,
@@ -193,6 +200,13 @@ impl Running {
     }
 }
 
+/// The stored VAPID key, generated and stored on the first start.
+async fn load_vapid_key(db: &Db) -> Result<crate::push::vapid::VapidKey, ServerError> {
+    let generated = crate::push::vapid::VapidKey::generate()?;
+    let stored = db.vapid_key_or_insert(generated.private_base64()).await?;
+    Ok(crate::push::vapid::VapidKey::from_private_base64(&stored)?)
+}
+
 /// A running bouncer.
 pub struct Server {
     shared: Arc<Shared>,
@@ -236,7 +250,10 @@ impl Server {
         let sts = crate::upstream::sts::StsPolicies::new(
             db.load_sts_policies(crate::upstream::sts::now()).await?,
         );
+        let vapid = load_vapid_key(&db).await?;
         let shared = Arc::new(Shared {
+            vapid_public: vapid.public_base64(),
+            vapid,
             connection_limit,
             logins: login_limit::LoginThrottle::new(config.login_limit),
             ident: ident::IdentRegistry::new(),

@@ -47,15 +47,23 @@ async fn begin_sasl(
         nick: "dev".to_string(),
     };
     c.send("CAP LS 302").await;
-    let ls = c
-        .expect("CAP LS", |m| m.command == "CAP" && m.param(1) == Some("LS"))
-        .await;
-    let sasl = ls
-        .params
-        .last()
-        .and_then(|caps| caps.split(' ').find(|c| c.starts_with("sasl")))
-        .unwrap_or("")
-        .to_string();
+    // The list may span several lines (`CAP * LS * :...`).
+    let mut sasl = String::new();
+    loop {
+        let ls = c
+            .expect("CAP LS", |m| m.command == "CAP" && m.param(1) == Some("LS"))
+            .await;
+        if let Some(found) = ls
+            .params
+            .last()
+            .and_then(|caps| caps.split(' ').find(|c| c.starts_with("sasl")))
+        {
+            sasl = found.to_string();
+        }
+        if ls.param(2) != Some("*") {
+            break;
+        }
+    }
     c.send("NICK dev").await;
     c.send(&format!("USER {login} 0 * :dev")).await;
     c.request_caps(&["sasl"]).await;

@@ -12,8 +12,15 @@ impl UserActor {
         };
         let host = self.shared.config.hostname.clone();
         let lines = match client.network.and_then(|n| self.networks.get(&n)) {
-            Some(net) => burst::network_isupport_lines(&host, &client.nick, net),
-            None => burst::bouncer_isupport_lines(&host, &self.shared.live(), &client.nick),
+            Some(net) => {
+                burst::network_isupport_lines(&host, &client.nick, net, &self.shared.vapid_public)
+            }
+            None => burst::bouncer_isupport_lines(
+                &host,
+                &self.shared.live(),
+                &client.nick,
+                &self.shared.vapid_public,
+            ),
         };
         for msg in &lines {
             self.send_to(id, msg);

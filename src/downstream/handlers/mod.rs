@@ -21,6 +21,7 @@ mod registered;
 mod relay;
 mod search;
 mod setname;
+mod webpush;
 mod who;
 
 use crate::downstream::ClientId;
@@ -86,6 +87,7 @@ impl UserActor {
             "CHATHISTORY" => self.on_client_chathistory(id, &msg),
             "MARKREAD" | "READ" => self.on_client_markread(id, &msg),
             "SEARCH" => self.on_client_search(id, &msg),
+            "WEBPUSH" => Box::pin(self.on_client_webpush(id, &msg)).await,
             "PART" if bound.is_some() => self.on_client_part(id, msg),
             "QUIT" => self.on_client_quit(id),
             "CAP" => self.on_client_cap(id, &msg),

@@ -47,7 +47,12 @@ impl UserActor {
             else {
                 continue;
             };
-            let lines = crate::downstream::burst::network_isupport_lines(&host, &client.nick, net);
+            let lines = crate::downstream::burst::network_isupport_lines(
+                &host,
+                &client.nick,
+                net,
+                &self.shared.vapid_public,
+            );
             for line in &lines {
                 self.send_to(id, line);
             }
