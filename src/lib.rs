@@ -20,6 +20,9 @@
 //!   CHATHISTORY/SEARCH argument parsing; the durable part is in [`db`].
 //! - [`push`]: Web Push: RFC 8291 message encryption and RFC 8292 VAPID
 //!   signing (the delivery pipeline of issue 7 builds on them).
+//! - [`delivery`]: notification delivery (issue 7): the webhook backend and
+//!   the notifier task that stores, retries and expires deliveries (not fed
+//!   by the user actor yet).
 //! - [`service`]: BouncerServ, the administration service.
 //! - [`metrics`]: counters and gauges of a running server and their
 //!   Prometheus text form (served by [`server::prometheus`]).
@@ -32,6 +35,7 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod db;
+pub mod delivery;
 pub mod downstream;
 pub mod history;
 pub mod import;
