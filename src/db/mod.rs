@@ -421,7 +421,8 @@ impl Db {
 
     /// Removes a pending delivery; whether it existed.
     pub async fn delete_notify_pending(&self, id: i64) -> DbResult<bool> {
-        self.call(move |conn| notify_pending::delete(conn, id)).await
+        self.call(move |conn| notify_pending::delete(conn, id))
+            .await
     }
 
     /// Removes every pending delivery of a user to one destination.

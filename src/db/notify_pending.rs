@@ -91,12 +91,7 @@ pub fn load_all(conn: &Connection) -> DbResult<Vec<PendingRow>> {
 }
 
 /// Records a failed attempt: the new attempt count and when to try next.
-pub fn reschedule(
-    conn: &Connection,
-    id: i64,
-    attempts: u32,
-    next_attempt_at: i64,
-) -> DbResult<()> {
+pub fn reschedule(conn: &Connection, id: i64, attempts: u32, next_attempt_at: i64) -> DbResult<()> {
     conn.execute(
         "UPDATE notify_pending SET attempts = ?2, next_attempt_at = ?3 WHERE id = ?1",
         params![id, attempts, next_attempt_at],
@@ -185,15 +180,34 @@ mod tests {
     #[test]
     fn a_msgid_is_pending_once_per_destination() {
         let conn = db();
-        assert!(insert(&conn, &new(1, "d1", Some("m"))).expect("ok").is_some());
-        assert!(insert(&conn, &new(1, "d1", Some("m"))).expect("ok").is_none());
-        assert!(insert(&conn, &new(1, "d2", Some("m"))).expect("ok").is_some());
-        assert!(insert(&conn, &new(2, "d1", Some("m"))).expect("ok").is_some());
+        assert!(
+            insert(&conn, &new(1, "d1", Some("m")))
+                .expect("ok")
+                .is_some()
+        );
+        assert!(
+            insert(&conn, &new(1, "d1", Some("m")))
+                .expect("ok")
+                .is_none()
+        );
+        assert!(
+            insert(&conn, &new(1, "d2", Some("m")))
+                .expect("ok")
+                .is_some()
+        );
+        assert!(
+            insert(&conn, &new(2, "d1", Some("m")))
+                .expect("ok")
+                .is_some()
+        );
         // Without a msgid nothing identifies a duplicate.
         assert!(insert(&conn, &new(1, "d1", None)).expect("ok").is_some());
         assert!(insert(&conn, &new(1, "d1", None)).expect("ok").is_some());
         assert_eq!(load_all(&conn).expect("loads").len(), 5);
-        assert_eq!(delete_destination(&conn, 1, "webhook", "d1").expect("ok"), 3);
+        assert_eq!(
+            delete_destination(&conn, 1, "webhook", "d1").expect("ok"),
+            3
+        );
         assert_eq!(load_all(&conn).expect("loads").len(), 2);
     }
 

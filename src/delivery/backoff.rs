@@ -69,7 +69,10 @@ mod tests {
         let mut seen_high = false;
         for _ in 0..2000 {
             let d = b.delay(3, &mut rng);
-            assert!(d >= Duration::from_secs(20) && d <= Duration::from_secs(40), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(20) && d <= Duration::from_secs(40),
+                "{d:?}"
+            );
             seen_low |= d < Duration::from_secs(25);
             seen_high |= d > Duration::from_secs(35);
         }

@@ -85,8 +85,7 @@ impl StillWanted for AlwaysWanted {
 pub trait PendingStore: Send + Sync + 'static {
     /// Stores a delivery; `None` if its msgid is already pending for that
     /// user and destination.
-    fn insert(&self, row: NewPending)
-    -> impl Future<Output = Result<Option<i64>, DbError>> + Send;
+    fn insert(&self, row: NewPending) -> impl Future<Output = Result<Option<i64>, DbError>> + Send;
     fn load(&self) -> impl Future<Output = Result<Vec<PendingRow>, DbError>> + Send;
     fn reschedule(
         &self,
@@ -203,7 +202,7 @@ impl NotifierHandle {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(job)) => {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n == 1 || n % 1000 == 0 {
+                if n == 1 || n.is_multiple_of(1000) {
                     tracing::warn!(
                         user_id = job.user_id,
                         dropped = n,
@@ -519,7 +518,13 @@ impl<S: PendingStore, D: Deliver, W: StillWanted> Task<S, D, W> {
         if entry.stored {
             self.delete_row(id).await;
         }
-        tracing::debug!(id, user_id = entry.user_id, kind = entry.destination.kind(), ?end, "notification delivery ended");
+        tracing::debug!(
+            id,
+            user_id = entry.user_id,
+            kind = entry.destination.kind(),
+            ?end,
+            "notification delivery ended"
+        );
         if let Some(reports) = &self.reports {
             let report = Report {
                 user_id: entry.user_id,
@@ -540,9 +545,9 @@ impl<S: PendingStore, D: Deliver, W: StillWanted> Task<S, D, W> {
             .schedule
             .iter()
             .filter(|(_, id)| {
-                self.entries.get(id).is_some_and(|e| {
-                    e.user_id == gone.user_id && e.destination == gone.destination
-                })
+                self.entries
+                    .get(id)
+                    .is_some_and(|e| e.user_id == gone.user_id && e.destination == gone.destination)
             })
             .copied()
             .collect();

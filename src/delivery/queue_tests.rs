@@ -49,7 +49,13 @@ impl PendingStore for MemStore {
         Ok(self.rows())
     }
     async fn reschedule(&self, id: i64, attempts: u32, next: i64) -> Result<(), DbError> {
-        for r in self.0.lock().expect("lock").iter_mut().filter(|r| r.id == id) {
+        for r in self
+            .0
+            .lock()
+            .expect("lock")
+            .iter_mut()
+            .filter(|r| r.id == id)
+        {
             r.attempts = attempts;
             r.next_attempt_at = next;
         }
@@ -223,7 +229,11 @@ async fn retries_follow_the_backoff_schedule() {
     assert_eq!(report.attempts, 4);
     let at: Vec<Duration> = backend.calls().iter().map(|c| c.at - t0).collect();
     assert_eq!(at.len(), 4, "{at:?}");
-    assert_eq!(at[0], Duration::from_secs(5), "first attempt after the grace period");
+    assert_eq!(
+        at[0],
+        Duration::from_secs(5),
+        "first attempt after the grace period"
+    );
     let secs = |s| Duration::from_secs(s);
     for (i, (lo, hi)) in [(5, 10), (10, 20), (20, 40)].into_iter().enumerate() {
         let gap = at[i + 1] - at[i];
@@ -273,12 +283,15 @@ async fn the_grace_period_lets_a_read_marker_cancel_a_notification() {
     r.handle.submit(job("read", vec![hook("https://a/")]));
     r.handle.submit(job("unread", vec![hook("https://a/")]));
     tokio::time::sleep(Duration::from_millis(4900)).await;
-    assert!(backend.calls().is_empty(), "nothing is sent during the grace");
+    assert!(
+        backend.calls().is_empty(),
+        "nothing is sent during the grace"
+    );
     assert!(wanted.asked.lock().expect("lock").is_empty());
     assert_eq!(store.rows().len(), 2, "both are stored meanwhile");
     // Another client reads the first message.
     wanted.read.lock().expect("lock").insert("read".into());
-    let mut ends = vec![next_report(&mut r).await, next_report(&mut r).await];
+    let mut ends = [next_report(&mut r).await, next_report(&mut r).await];
     ends.sort_by(|a, b| a.msgid.cmp(&b.msgid));
     assert_eq!(
         (ends[0].msgid.as_deref(), &ends[0].end, ends[0].attempts),
@@ -307,7 +320,8 @@ async fn each_notification_goes_once_to_each_destination() {
         NotifierConfig::default(),
     );
     let (a, b) = (hook("https://a/"), hook("https://b/"));
-    r.handle.submit(job("m", vec![a.clone(), a.clone(), b.clone()]));
+    r.handle
+        .submit(job("m", vec![a.clone(), a.clone(), b.clone()]));
     // The same message again (e.g. seen twice): already pending.
     r.handle.submit(job("m", vec![a.clone()]));
     r.handle.submit(job("last", vec![a.clone()]));
@@ -323,7 +337,11 @@ async fn each_notification_goes_once_to_each_destination() {
     let s = |u: &str, m: &str| (u.to_string(), Some(m.to_string()));
     assert_eq!(
         seen,
-        vec![s("https://a/", "last"), s("https://a/", "m"), s("https://b/", "m")]
+        vec![
+            s("https://a/", "last"),
+            s("https://a/", "m"),
+            s("https://b/", "m")
+        ]
     );
 }
 
@@ -395,7 +413,10 @@ async fn stored_deliveries_resume_their_schedule() {
         NotifierConfig::default(),
     );
     let first = next_report(&mut r).await;
-    assert_eq!((first.msgid.as_deref(), &first.end), (Some("m3"), &End::Expired));
+    assert_eq!(
+        (first.msgid.as_deref(), &first.end),
+        (Some("m3"), &End::Expired)
+    );
     let second = next_report(&mut r).await;
     assert_eq!(
         (second.msgid.as_deref(), &second.end, second.attempts),
@@ -435,7 +456,10 @@ async fn a_gone_destination_is_dropped_with_its_other_deliveries() {
     // attempt at the gone destination would have been made.
     r.handle.submit(job("3", vec![hook("https://b/")]));
     let report = next_report(&mut r).await;
-    assert_eq!((report.msgid.as_deref(), report.end), (Some("3"), End::Delivered));
+    assert_eq!(
+        (report.msgid.as_deref(), report.end),
+        (Some("3"), End::Delivered)
+    );
     let to_a = backend
         .calls()
         .iter()

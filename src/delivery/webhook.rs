@@ -295,7 +295,10 @@ mod tests {
             .strip_prefix("=?UTF-8?B?")
             .and_then(|t| t.strip_suffix("?="))
             .expect("RFC 2047");
-        assert_eq!(STANDARD.decode(inner).expect("base64"), b"alice in #caf\xc3\xa9");
+        assert_eq!(
+            STANDARD.decode(inner).expect("base64"),
+            b"alice in #caf\xc3\xa9"
+        );
     }
 
     #[test]
@@ -319,10 +322,16 @@ mod tests {
         assert_eq!(classify(Ok(response(404))), Outcome::Gone(404));
         assert_eq!(classify(Ok(response(410))), Outcome::Gone(410));
         for s in [408, 429, 500, 502, 503, 504] {
-            assert!(matches!(classify(Ok(response(s))), Outcome::Retry(_)), "{s}");
+            assert!(
+                matches!(classify(Ok(response(s))), Outcome::Retry(_)),
+                "{s}"
+            );
         }
         for s in [301, 400, 401, 403, 413] {
-            assert!(matches!(classify(Ok(response(s))), Outcome::Failed(_)), "{s}");
+            assert!(
+                matches!(classify(Ok(response(s))), Outcome::Failed(_)),
+                "{s}"
+            );
         }
         assert!(matches!(
             classify(Err(OutboundError::Timeout(Duration::from_secs(1)))),
@@ -336,7 +345,11 @@ mod tests {
 
     #[test]
     fn format_names_round_trip() {
-        for f in [WebhookFormat::Json, WebhookFormat::Ntfy, WebhookFormat::Gotify] {
+        for f in [
+            WebhookFormat::Json,
+            WebhookFormat::Ntfy,
+            WebhookFormat::Gotify,
+        ] {
             assert_eq!(WebhookFormat::parse(f.as_str()), Some(f));
         }
         assert_eq!(WebhookFormat::parse("NTFY"), Some(WebhookFormat::Ntfy));

@@ -45,5 +45,6 @@ mod tls_reload;
 mod upstream;
 mod upstream_faults;
 mod upstream_tls;
+mod webhook;
 mod websocket;
 mod who_cache;
