@@ -21,6 +21,9 @@
 //! - [`push`]: Web Push: RFC 8291 message encryption, RFC 8292 VAPID
 //!   signing and `WEBPUSH REGISTER` validation (the delivery pipeline of
 //!   issue 7 builds on them).
+//! - [`delivery`]: notification delivery (issue 7): the webhook backend and
+//!   the notifier task that stores, retries and expires deliveries (not fed
+//!   by the user actor yet).
 //! - [`service`]: BouncerServ, the administration service.
 //! - [`metrics`]: counters and gauges of a running server and their
 //!   Prometheus text form (served by [`server::prometheus`]).
@@ -33,6 +36,7 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod db;
+pub mod delivery;
 pub mod downstream;
 pub mod history;
 pub mod import;

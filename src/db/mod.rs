@@ -22,7 +22,8 @@
 //! Table groups live in their own modules ([`users`], [`networks`],
 //! [`channels`], [`messages`] with its full-text index, [`cursors`] for
 //! delivery cursors, [`read_markers`], [`sts`] policies, [`webpush`]
-//! subscriptions and the VAPID key); each exposes plain synchronous
+//! subscriptions and the VAPID key, pending notification deliveries in
+//! [`notify_pending`]); each exposes plain synchronous
 //! functions over a `&Connection`. The thread machinery lives in the
 //! private `thread` module, the reader pool in the private `readers`
 //! module.
@@ -43,6 +44,7 @@ pub mod cursors;
 pub mod device_certs;
 pub mod messages;
 pub mod networks;
+pub mod notify_pending;
 pub mod read_markers;
 mod readers;
 mod retry;
@@ -435,6 +437,49 @@ impl Db {
     /// Every Web Push subscription of a user, oldest first.
     pub async fn list_webpush(&self, user_id: i64) -> DbResult<Vec<webpush::Subscription>> {
         self.call(move |conn| webpush::list(conn, user_id)).await
+    }
+
+    /// Stores a pending notification delivery; its id, or `None` if the
+    /// same msgid is already pending for that user and destination.
+    pub async fn insert_notify_pending(
+        &self,
+        row: notify_pending::NewPending,
+    ) -> DbResult<Option<i64>> {
+        self.call(move |conn| notify_pending::insert(conn, &row))
+            .await
+    }
+
+    /// Every pending notification delivery, oldest first.
+    pub async fn load_notify_pending(&self) -> DbResult<Vec<notify_pending::PendingRow>> {
+        self.call(|conn| notify_pending::load_all(conn)).await
+    }
+
+    /// Records a failed delivery attempt and when to try next.
+    pub async fn reschedule_notify_pending(
+        &self,
+        id: i64,
+        attempts: u32,
+        next_attempt_at: i64,
+    ) -> DbResult<()> {
+        self.call(move |conn| notify_pending::reschedule(conn, id, attempts, next_attempt_at))
+            .await
+    }
+
+    /// Removes a pending delivery; whether it existed.
+    pub async fn delete_notify_pending(&self, id: i64) -> DbResult<bool> {
+        self.call(move |conn| notify_pending::delete(conn, id))
+            .await
+    }
+
+    /// Removes every pending delivery of a user to one destination.
+    pub async fn delete_notify_destination(
+        &self,
+        user_id: i64,
+        dest_kind: String,
+        dest: String,
+    ) -> DbResult<usize> {
+        self.call(move |conn| notify_pending::delete_destination(conn, user_id, &dest_kind, &dest))
+            .await
     }
 
     /// Number of users.

@@ -49,6 +49,10 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "Web Push: the VAPID key and push subscriptions",
         apply: migration_webpush,
     },
+    Migration {
+        description: "pending notification deliveries",
+        apply: migration_notify_pending,
+    },
 ];
 
 /// The schema version this build of tether writes.
@@ -280,6 +284,30 @@ fn migration_webpush(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         CREATE UNIQUE INDEX webpush_subscriptions_key
             ON webpush_subscriptions(user_id, COALESCE(network_id, 0), endpoint);
         CREATE INDEX webpush_subscriptions_network ON webpush_subscriptions(network_id);",
+    )
+}
+
+/// Notification deliveries not yet done (issue 7), one row per
+/// notification and destination, so that they survive a restart. Times are
+/// Unix milliseconds; `attempts` counts failed attempts. A notification
+/// with a msgid is pending at most once per user and destination.
+fn migration_notify_pending(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE notify_pending (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            dest_kind TEXT NOT NULL,
+            dest TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            msgid TEXT,
+            created_at INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX notify_pending_user ON notify_pending(user_id);
+        CREATE UNIQUE INDEX notify_pending_once
+            ON notify_pending(user_id, dest_kind, dest, msgid) WHERE msgid IS NOT NULL;",
     )
 }
 

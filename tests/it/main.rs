@@ -45,6 +45,7 @@ mod tls_reload;
 mod upstream;
 mod upstream_faults;
 mod upstream_tls;
+mod webhook;
 mod webpush;
 mod websocket;
 mod who_cache;
