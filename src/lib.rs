@@ -20,6 +20,9 @@
 //!   CHATHISTORY/SEARCH argument parsing; the durable part is in [`db`].
 //! - [`push`]: Web Push: RFC 8291 message encryption and RFC 8292 VAPID
 //!   signing (the delivery pipeline of issue 7 builds on them).
+//! - [`notify`]: notification rules (highlights, keywords, DMs, muted
+//!   targets, ignores, quiet hours) and the decision whether a message
+//!   notifies.
 //! - [`service`]: BouncerServ, the administration service.
 //! - [`metrics`]: counters and gauges of a running server and their
 //!   Prometheus text form (served by [`server::prometheus`]).
@@ -37,6 +40,7 @@ pub mod history;
 pub mod import;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod outbound;
 pub mod proto;
 pub mod push;

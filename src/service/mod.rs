@@ -5,7 +5,7 @@
 //! [`COMMANDS`] by unique-prefix matching of each word, and its flags are
 //! parsed with [`flags`] (durations with [`duration`]). Commands that act
 //! on one user's networks run inside that user's actor ([`network`],
-//! [`channel`], [`sasl`], [`certfp`]); global commands (users, help) run in their own task
+//! [`channel`], [`sasl`], [`certfp`], [`notify`]); global commands (users, help) run in their own task
 //! ([`user`]) so that they can never block an actor. The same commands are reachable from IRC clients
 //! (`PRIVMSG BouncerServ`) and from the admin socket.
 
@@ -18,6 +18,7 @@ pub mod duration;
 pub mod flags;
 pub mod network;
 pub mod network_quote;
+pub mod notify;
 pub mod sasl;
 pub mod server;
 pub mod user;
@@ -191,6 +192,69 @@ pub const COMMANDS: &[CommandSpec] = &[
         path: &["device-certificate", "delete"],
         usage: "<fingerprint>",
         desc: "stop accepting a client certificate (any unique prefix of at least 12 hex digits)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "status"],
+        usage: "",
+        desc: "show your notification rules",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "set"],
+        usage: "[-network <name>] [-channel <channel or nick>] [-highlights true|false] [-direct-messages true|false] [-all-messages true|false] [-muted true|false] [-reset]",
+        desc: "change when you are notified: everywhere, on one network, or for one channel or query (-reset forgets that scope's settings first)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "keyword", "add"],
+        usage: "<word>",
+        desc: "also notify for messages containing this word (case-insensitive, whole words)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "keyword", "remove"],
+        usage: "<word>",
+        desc: "stop notifying for a keyword",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "keyword", "list"],
+        usage: "",
+        desc: "show your notification keywords",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "ignore", "add"],
+        usage: "<nick or nick!user@host mask>",
+        desc: "never notify for messages from matching senders (* and ? wildcards)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "ignore", "remove"],
+        usage: "<mask>",
+        desc: "stop ignoring a mask",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "ignore", "list"],
+        usage: "",
+        desc: "show your ignore masks",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "quiet"],
+        usage: "<HH:MM-HH:MM> [UTC±HH:MM] | off",
+        desc: "set the daily quiet hours (no notifications; UTC unless an offset is given; may cross midnight), or turn them off",
         admin: false,
         global: false,
     },
@@ -487,6 +551,15 @@ impl UserActor {
                     .await
             }
             ["device-certificate", "delete"] => self.service_device_cert_delete(&args).await,
+            ["notify", "status"] => self.service_notify_status(),
+            ["notify", "set"] => self.service_notify_set(&args, context).await,
+            ["notify", "keyword", "add"] => self.service_notify_keyword_add(&args).await,
+            ["notify", "keyword", "remove"] => self.service_notify_keyword_remove(&args).await,
+            ["notify", "keyword", "list"] => self.service_notify_keyword_list(&args),
+            ["notify", "ignore", "add"] => self.service_notify_ignore_add(&args).await,
+            ["notify", "ignore", "remove"] => self.service_notify_ignore_remove(&args).await,
+            ["notify", "ignore", "list"] => self.service_notify_ignore_list(&args),
+            ["notify", "quiet"] => self.service_notify_quiet(&args).await,
             _ => Err(format!(
                 "command \"{}\" is not available here",
                 spec.path.join(" ")
