@@ -140,6 +140,14 @@ impl NotifyRules {
             .unwrap_or_default()
     }
 
+    /// Drop the rules of a deleted network.
+    pub fn forget_network(&mut self, network: i64) {
+        self.scoped.retain(|(scope, _)| match scope {
+            Scope::User => true,
+            Scope::Network(n) | Scope::Target { network: n, .. } => *n != network,
+        });
+    }
+
     /// The settings for `target` of `network`.
     pub fn effective(&self, network: i64, target: &str) -> Effective {
         let target = Scope::Target {
@@ -596,6 +604,31 @@ mod tests {
         assert!(e.highlights && !e.all_messages && e.direct_messages && !e.muted);
         let e = r.effective(2, "#rust");
         assert!(!e.highlights && e.all_messages);
+    }
+
+    #[test]
+    fn forgetting_a_network_keeps_the_rest() {
+        let muted = Overrides {
+            muted: Some(true),
+            ..Default::default()
+        };
+        let mut r = NotifyRules {
+            scoped: vec![
+                (Scope::User, muted),
+                (Scope::Network(1), muted),
+                (
+                    Scope::Target {
+                        network: 1,
+                        target: "#a".into(),
+                    },
+                    muted,
+                ),
+                (Scope::Network(2), muted),
+            ],
+            ..Default::default()
+        };
+        r.forget_network(1);
+        assert_eq!(r.scoped, [(Scope::User, muted), (Scope::Network(2), muted)]);
     }
 
     #[test]

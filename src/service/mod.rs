@@ -436,10 +436,31 @@ fn help(caller: &Caller, args: &[String]) -> Vec<String> {
     let visible =
         |c: &&CommandSpec| (caller.admin || !c.admin) && (caller.username.is_some() || c.global);
     if args.is_empty() {
-        let names: Vec<String> = COMMANDS
+        // One entry per family ("network create|update|..."), so that the
+        // list stays one line as commands are added.
+        let mut families: Vec<(&str, Vec<String>)> = Vec::new();
+        for c in COMMANDS.iter().filter(visible) {
+            let (family, rest) = c.path.split_first().unwrap_or((&"", &[]));
+            let rest = rest.join(" ");
+            match families.iter_mut().find(|(f, _)| f == family) {
+                Some((_, subs)) => subs.push(rest),
+                None => families.push((family, vec![rest])),
+            }
+        }
+        let names: Vec<String> = families
             .iter()
-            .filter(visible)
-            .map(|c| c.path.join(" "))
+            .map(|(family, subs)| {
+                let subs: Vec<&str> = subs
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if subs.is_empty() {
+                    family.to_string()
+                } else {
+                    format!("{family} {}", subs.join("|"))
+                }
+            })
             .collect();
         return vec![
             format!("available commands: {}", names.join(", ")),
@@ -587,11 +608,36 @@ impl UserActor {
             Ok(lines) => lines,
             Err(e) => vec![format!("error: {e}")],
         };
-        for line in lines {
+        // What fits of the text in a 512-byte line after the prefix.
+        let budget = 510 - format!(":{SERVICE_SOURCE} PRIVMSG {nick} :").len();
+        for line in lines.iter().flat_map(|l| wrap_line(l, budget)) {
             let msg = Message::new("PRIVMSG", [nick.clone(), line]).with_source(SERVICE_SOURCE);
             self.send_to(id, &msg);
         }
     }
+}
+
+/// Split `line` into pieces of at most `max` bytes (at least one
+/// character each), preferring to break after a space.
+fn wrap_line(line: &str, max: usize) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut rest = line;
+    while rest.len() > max {
+        let mut end = max;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == 0 {
+            // max is smaller than one character: take the character.
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        } else if let Some(space) = rest[..end].rfind(' ').filter(|&i| i > 0) {
+            end = space + 1;
+        }
+        pieces.push(rest[..end].trim_end().to_string());
+        rest = &rest[end..];
+    }
+    pieces.push(rest.to_string());
+    pieces
 }
 
 #[cfg(test)]
@@ -606,6 +652,30 @@ mod tests {
         username: None,
         admin: true,
     };
+
+    #[test]
+    fn long_lines_are_wrapped_at_spaces() {
+        assert_eq!(wrap_line("short", 10), ["short"]);
+        assert_eq!(wrap_line("aaaa bbbb cccc", 10), ["aaaa bbbb", "cccc"]);
+        assert_eq!(wrap_line("abcdefghij12", 5), ["abcde", "fghij", "12"]);
+        // Never inside a character.
+        assert_eq!(wrap_line("ééé", 3), ["é", "é", "é"]);
+        for piece in wrap_line(&"word ".repeat(300), 100) {
+            assert!(!piece.is_empty() && piece.len() <= 100, "{piece:?}");
+        }
+    }
+
+    #[test]
+    fn help_groups_commands_by_family() {
+        let root = Caller {
+            username: Some("root".into()),
+            admin: true,
+        };
+        let line = &help(&root, &[])[0];
+        assert!(line.contains("notify status|set|keyword add|"), "{line}");
+        assert!(line.contains("server status|notice|debug"), "{line}");
+        assert!(line.len() < 450, "{} bytes: {line}", line.len());
+    }
 
     #[test]
     fn resolves_unique_prefixes() {

@@ -295,3 +295,36 @@ async fn rules_survive_a_restart_and_stay_private() {
     );
     drop(s);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_network_takes_its_rules_along() {
+    let s = Setup::new().await;
+    let fake2 = FakeServer::bind(FakeServerOptions::default()).await;
+    let _other = s.tether.create_network("alice", "other", &fake2).await;
+    let mut b = s
+        .tether
+        .connect_client("alice", None, None, "alice", &[])
+        .await;
+    assert_eq!(
+        reply(&mut b, "notify set -network other -muted true").await,
+        "network other: muted on"
+    );
+    assert_eq!(
+        reply(
+            &mut b,
+            "notify set -network other -channel #x -all-messages true"
+        )
+        .await,
+        "#x on other: all messages on"
+    );
+    assert!(lines(&mut b, "network delete other").await[0].contains("deleted"));
+    // A new network, which may get the deleted one's id, starts clean.
+    let fake3 = FakeServer::bind(FakeServerOptions::default()).await;
+    let _newer = s.tether.create_network("alice", "newer", &fake3).await;
+    let mut b = s
+        .tether
+        .connect_client("alice", None, None, "alice", &[])
+        .await;
+    assert_eq!(lines(&mut b, "notify status").await, DEFAULT_STATUS);
+    drop(s);
+}
