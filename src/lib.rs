@@ -24,6 +24,9 @@
 //! - [`delivery`]: notification delivery (issue 7): the webhook backend and
 //!   the notifier task that stores, retries and expires deliveries (not fed
 //!   by the user actor yet).
+//! - [`notify`]: notification rules (highlights, keywords, DMs, muted
+//!   targets, ignores, quiet hours) and the decision whether a message
+//!   notifies.
 //! - [`service`]: BouncerServ, the administration service.
 //! - [`metrics`]: counters and gauges of a running server and their
 //!   Prometheus text form (served by [`server::prometheus`]).
@@ -42,6 +45,7 @@ pub mod history;
 pub mod import;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod outbound;
 pub mod proto;
 pub mod push;

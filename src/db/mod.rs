@@ -23,7 +23,7 @@
 //! [`channels`], [`messages`] with its full-text index, [`cursors`] for
 //! delivery cursors, [`read_markers`], [`sts`] policies, [`webpush`]
 //! subscriptions and the VAPID key, pending notification deliveries in
-//! [`notify_pending`]); each exposes plain synchronous
+//! [`notify_pending`], [`notify`] rules); each exposes plain synchronous
 //! functions over a `&Connection`. The thread machinery lives in the
 //! private `thread` module, the reader pool in the private `readers`
 //! module.
@@ -44,6 +44,7 @@ pub mod cursors;
 pub mod device_certs;
 pub mod messages;
 pub mod networks;
+pub mod notify;
 pub mod notify_pending;
 pub mod read_markers;
 mod readers;
@@ -479,6 +480,60 @@ impl Db {
         dest: String,
     ) -> DbResult<usize> {
         self.call(move |conn| notify_pending::delete_destination(conn, user_id, &dest_kind, &dest))
+            .await
+    }
+
+    /// A user's notification rules.
+    pub async fn load_notify_rules(
+        &self,
+        user_id: i64,
+    ) -> DbResult<crate::notify::rules::NotifyRules> {
+        self.call(move |conn| notify::load(conn, user_id)).await
+    }
+
+    /// See [`notify::set_overrides`].
+    pub async fn set_notify_overrides(
+        &self,
+        user_id: i64,
+        scope: crate::notify::rules::Scope,
+        changes: crate::notify::rules::Overrides,
+        reset: bool,
+    ) -> DbResult<crate::notify::rules::Overrides> {
+        self.call(move |conn| notify::set_overrides(conn, user_id, &scope, changes, reset))
+            .await
+    }
+
+    /// See [`notify::add_keyword`].
+    pub async fn add_notify_keyword(&self, user_id: i64, keyword: String) -> DbResult<()> {
+        self.call(move |conn| notify::add_keyword(conn, user_id, &keyword))
+            .await
+    }
+
+    /// See [`notify::remove_keyword`].
+    pub async fn remove_notify_keyword(&self, user_id: i64, keyword: String) -> DbResult<bool> {
+        self.call(move |conn| notify::remove_keyword(conn, user_id, &keyword))
+            .await
+    }
+
+    /// See [`notify::add_ignore`].
+    pub async fn add_notify_ignore(&self, user_id: i64, mask: String) -> DbResult<()> {
+        self.call(move |conn| notify::add_ignore(conn, user_id, &mask))
+            .await
+    }
+
+    /// See [`notify::remove_ignore`].
+    pub async fn remove_notify_ignore(&self, user_id: i64, mask: String) -> DbResult<bool> {
+        self.call(move |conn| notify::remove_ignore(conn, user_id, &mask))
+            .await
+    }
+
+    /// See [`notify::set_quiet`].
+    pub async fn set_notify_quiet(
+        &self,
+        user_id: i64,
+        quiet: Option<crate::notify::quiet::QuietHours>,
+    ) -> DbResult<()> {
+        self.call(move |conn| notify::set_quiet(conn, user_id, quiet.as_ref()))
             .await
     }
 

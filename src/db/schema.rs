@@ -53,6 +53,10 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "pending notification deliveries",
         apply: migration_notify_pending,
     },
+    Migration {
+        description: "notification rules: settings per scope, keywords, ignores, quiet hours",
+        apply: migration_notify_rules,
+    },
 ];
 
 /// The schema version this build of tether writes.
@@ -311,6 +315,45 @@ fn migration_notify_pending(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     )
 }
 
+/// Notification rules (`notify`, [`crate::db::notify`]). A settings row
+/// applies to the whole user (no network, no target), one network (no
+/// target) or one target of a network (rfc1459-folded name); a NULL value
+/// inherits from the wider scope. The unique index treats the missing
+/// network and target as one scope each (NULLs are otherwise distinct).
+fn migration_notify_rules(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE notify_settings (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            network_id INTEGER REFERENCES networks(id) ON DELETE CASCADE,
+            target TEXT,
+            highlights INTEGER,
+            direct_messages INTEGER,
+            all_messages INTEGER,
+            muted INTEGER,
+            CHECK (target IS NULL OR network_id IS NOT NULL)
+        );
+        CREATE UNIQUE INDEX notify_settings_scope
+            ON notify_settings (user_id, IFNULL(network_id, 0), IFNULL(target, ''));
+        CREATE TABLE notify_keywords (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            keyword TEXT NOT NULL COLLATE NOCASE,
+            UNIQUE (user_id, keyword)
+        );
+        CREATE TABLE notify_ignores (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            mask TEXT NOT NULL COLLATE NOCASE,
+            UNIQUE (user_id, mask)
+        );
+        CREATE TABLE notify_quiet_hours (
+            user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+            spec TEXT NOT NULL
+        );",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +383,10 @@ mod tests {
             "messages",
             "messages_fts",
             "networks",
+            "notify_ignores",
+            "notify_keywords",
+            "notify_quiet_hours",
+            "notify_settings",
             "read_markers",
             "sts_policies",
             "users",

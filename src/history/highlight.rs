@@ -1,5 +1,6 @@
 //! Highlight detection: whether a message mentions a nick, used to decide
-//! what a detached channel relays or reattaches on.
+//! what a detached channel relays or reattaches on; notification keywords
+//! ([`crate::notify::rules`]) are matched the same way.
 
 /// Characters that may appear in a nick; a mention must not touch one on
 /// either side ("malice" and "alice_" do not mention "alice").

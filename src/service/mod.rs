@@ -5,7 +5,7 @@
 //! [`COMMANDS`] by unique-prefix matching of each word, and its flags are
 //! parsed with [`flags`] (durations with [`duration`]). Commands that act
 //! on one user's networks run inside that user's actor ([`network`],
-//! [`channel`], [`sasl`], [`certfp`]); global commands (users, help) run in their own task
+//! [`channel`], [`sasl`], [`certfp`], [`notify`]); global commands (users, help) run in their own task
 //! ([`user`]) so that they can never block an actor. The same commands are reachable from IRC clients
 //! (`PRIVMSG BouncerServ`) and from the admin socket.
 
@@ -18,6 +18,7 @@ pub mod duration;
 pub mod flags;
 pub mod network;
 pub mod network_quote;
+pub mod notify;
 pub mod sasl;
 pub mod server;
 pub mod user;
@@ -191,6 +192,69 @@ pub const COMMANDS: &[CommandSpec] = &[
         path: &["device-certificate", "delete"],
         usage: "<fingerprint>",
         desc: "stop accepting a client certificate (any unique prefix of at least 12 hex digits)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "status"],
+        usage: "",
+        desc: "show your notification rules",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "set"],
+        usage: "[-network <name>] [-channel <channel or nick>] [-highlights true|false] [-direct-messages true|false] [-all-messages true|false] [-muted true|false] [-reset]",
+        desc: "change when you are notified: everywhere, on one network, or for one channel or query (-reset forgets that scope's settings first)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "keyword", "add"],
+        usage: "<word>",
+        desc: "also notify for messages containing this word (case-insensitive, whole words)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "keyword", "remove"],
+        usage: "<word>",
+        desc: "stop notifying for a keyword",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "keyword", "list"],
+        usage: "",
+        desc: "show your notification keywords",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "ignore", "add"],
+        usage: "<nick or nick!user@host mask>",
+        desc: "never notify for messages from matching senders (* and ? wildcards)",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "ignore", "remove"],
+        usage: "<mask>",
+        desc: "stop ignoring a mask",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "ignore", "list"],
+        usage: "",
+        desc: "show your ignore masks",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "quiet"],
+        usage: "<HH:MM-HH:MM> [UTC±HH:MM] | off",
+        desc: "set the daily quiet hours (no notifications; UTC unless an offset is given; may cross midnight), or turn them off",
         admin: false,
         global: false,
     },
@@ -372,10 +436,31 @@ fn help(caller: &Caller, args: &[String]) -> Vec<String> {
     let visible =
         |c: &&CommandSpec| (caller.admin || !c.admin) && (caller.username.is_some() || c.global);
     if args.is_empty() {
-        let names: Vec<String> = COMMANDS
+        // One entry per family ("network create|update|..."), so that the
+        // list stays one line as commands are added.
+        let mut families: Vec<(&str, Vec<String>)> = Vec::new();
+        for c in COMMANDS.iter().filter(visible) {
+            let (family, rest) = c.path.split_first().unwrap_or((&"", &[]));
+            let rest = rest.join(" ");
+            match families.iter_mut().find(|(f, _)| f == family) {
+                Some((_, subs)) => subs.push(rest),
+                None => families.push((family, vec![rest])),
+            }
+        }
+        let names: Vec<String> = families
             .iter()
-            .filter(visible)
-            .map(|c| c.path.join(" "))
+            .map(|(family, subs)| {
+                let subs: Vec<&str> = subs
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if subs.is_empty() {
+                    family.to_string()
+                } else {
+                    format!("{family} {}", subs.join("|"))
+                }
+            })
             .collect();
         return vec![
             format!("available commands: {}", names.join(", ")),
@@ -487,6 +572,15 @@ impl UserActor {
                     .await
             }
             ["device-certificate", "delete"] => self.service_device_cert_delete(&args).await,
+            ["notify", "status"] => self.service_notify_status(),
+            ["notify", "set"] => self.service_notify_set(&args, context).await,
+            ["notify", "keyword", "add"] => self.service_notify_keyword_add(&args).await,
+            ["notify", "keyword", "remove"] => self.service_notify_keyword_remove(&args).await,
+            ["notify", "keyword", "list"] => self.service_notify_keyword_list(&args),
+            ["notify", "ignore", "add"] => self.service_notify_ignore_add(&args).await,
+            ["notify", "ignore", "remove"] => self.service_notify_ignore_remove(&args).await,
+            ["notify", "ignore", "list"] => self.service_notify_ignore_list(&args),
+            ["notify", "quiet"] => self.service_notify_quiet(&args).await,
             _ => Err(format!(
                 "command \"{}\" is not available here",
                 spec.path.join(" ")
@@ -514,11 +608,36 @@ impl UserActor {
             Ok(lines) => lines,
             Err(e) => vec![format!("error: {e}")],
         };
-        for line in lines {
+        // What fits of the text in a 512-byte line after the prefix.
+        let budget = 510 - format!(":{SERVICE_SOURCE} PRIVMSG {nick} :").len();
+        for line in lines.iter().flat_map(|l| wrap_line(l, budget)) {
             let msg = Message::new("PRIVMSG", [nick.clone(), line]).with_source(SERVICE_SOURCE);
             self.send_to(id, &msg);
         }
     }
+}
+
+/// Split `line` into pieces of at most `max` bytes (at least one
+/// character each), preferring to break after a space.
+fn wrap_line(line: &str, max: usize) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut rest = line;
+    while rest.len() > max {
+        let mut end = max;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == 0 {
+            // max is smaller than one character: take the character.
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        } else if let Some(space) = rest[..end].rfind(' ').filter(|&i| i > 0) {
+            end = space + 1;
+        }
+        pieces.push(rest[..end].trim_end().to_string());
+        rest = &rest[end..];
+    }
+    pieces.push(rest.to_string());
+    pieces
 }
 
 #[cfg(test)]
@@ -533,6 +652,30 @@ mod tests {
         username: None,
         admin: true,
     };
+
+    #[test]
+    fn long_lines_are_wrapped_at_spaces() {
+        assert_eq!(wrap_line("short", 10), ["short"]);
+        assert_eq!(wrap_line("aaaa bbbb cccc", 10), ["aaaa bbbb", "cccc"]);
+        assert_eq!(wrap_line("abcdefghij12", 5), ["abcde", "fghij", "12"]);
+        // Never inside a character.
+        assert_eq!(wrap_line("ééé", 3), ["é", "é", "é"]);
+        for piece in wrap_line(&"word ".repeat(300), 100) {
+            assert!(!piece.is_empty() && piece.len() <= 100, "{piece:?}");
+        }
+    }
+
+    #[test]
+    fn help_groups_commands_by_family() {
+        let root = Caller {
+            username: Some("root".into()),
+            admin: true,
+        };
+        let line = &help(&root, &[])[0];
+        assert!(line.contains("notify status|set|keyword add|"), "{line}");
+        assert!(line.contains("server status|notice|debug"), "{line}");
+        assert!(line.len() < 450, "{} bytes: {line}", line.len());
+    }
 
     #[test]
     fn resolves_unique_prefixes() {

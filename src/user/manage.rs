@@ -129,6 +129,9 @@ impl UserActor {
             .delete_network(id)
             .await
             .map_err(|e| e.to_string())?;
+        // The database dropped its notification rules with it; a network
+        // created later may get the same id.
+        self.notify_rules.forget_network(id);
         self.notify_network_deleted(id);
         if let Some((client, msg)) = ack {
             self.send_to(client, &msg);

@@ -203,6 +203,9 @@ pub struct UserActor {
     /// The message store fault the clients have been told about
     /// (`store_fault.rs`); `Some(reason)` while it lasts.
     pub(crate) store_fault: Option<String>,
+    /// The user's notification rules, loaded when the actor starts and
+    /// reloaded by BouncerServ `notify` ([`crate::service::notify`]).
+    pub(crate) notify_rules: crate::notify::rules::NotifyRules,
     /// Counts this actor in the metrics' users gauge while it lives.
     _counted: crate::metrics::GaugeGuard,
 }
@@ -244,6 +247,7 @@ pub fn spawn_user(
         queued_cursors: Default::default(),
         probe_timer: timer::ActorTimer::new(),
         store_fault: None,
+        notify_rules: Default::default(),
         _counted: crate::metrics::GaugeGuard::new(&shared_metrics, |m| &m.users),
     };
     for net in networks {
@@ -262,6 +266,7 @@ pub fn spawn_user(
 impl UserActor {
     async fn run(mut self: Box<Self>, mut rx: mpsc::Receiver<UserEvent>) {
         tracing::debug!("user actor started");
+        self.load_notify_rules().await;
         let ids: Vec<i64> = self.networks.keys().copied().collect();
         for id in ids {
             self.connect_network(id, std::time::Duration::ZERO);
