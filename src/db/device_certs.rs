@@ -116,21 +116,7 @@ mod tests {
     use super::*;
 
     fn db() -> Connection {
-        let mut conn = Connection::open_in_memory().expect("opens");
-        crate::db::schema::configure(&conn).expect("configures");
-        crate::db::schema::migrate(&mut conn).expect("migrates");
-        for name in ["alice", "bob"] {
-            crate::db::users::create(
-                &conn,
-                crate::db::UserRecord {
-                    username: name.to_string(),
-                    enabled: true,
-                    ..Default::default()
-                },
-            )
-            .expect("creates");
-        }
-        conn
+        crate::db::test_fixture::with_users(&["alice", "bob"])
     }
 
     #[test]

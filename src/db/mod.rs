@@ -51,6 +51,8 @@ mod readers;
 mod retry;
 pub mod schema;
 pub mod sts;
+#[cfg(test)]
+mod test_fixture;
 mod thread;
 pub mod users;
 pub mod webpush;

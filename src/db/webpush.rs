@@ -158,36 +158,12 @@ pub fn list(conn: &Connection, user_id: i64) -> DbResult<Vec<Subscription>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{NetworkRecord, UserRecord};
 
     /// A migrated database with users alice (1) and bob (2), and alice's
     /// network 1.
     fn db() -> Connection {
-        let mut conn = Connection::open_in_memory().expect("opens");
-        crate::db::schema::configure(&conn).expect("configures");
-        crate::db::schema::migrate(&mut conn).expect("migrates");
-        for name in ["alice", "bob"] {
-            crate::db::users::create(
-                &conn,
-                UserRecord {
-                    username: name.to_string(),
-                    enabled: true,
-                    ..Default::default()
-                },
-            )
-            .expect("creates");
-        }
-        crate::db::networks::create(
-            &conn,
-            NetworkRecord {
-                user_id: 1,
-                name: "libera".to_string(),
-                addr: "ircs://irc.example.org".to_string(),
-                enabled: true,
-                ..Default::default()
-            },
-        )
-        .expect("creates");
+        let conn = crate::db::test_fixture::with_users(&["alice", "bob"]);
+        crate::db::test_fixture::add_network(&conn, 1, "libera");
         conn
     }
 
