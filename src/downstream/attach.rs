@@ -89,6 +89,7 @@ impl UserActor {
             }
         }
         self.tell_attached_of_store_fault(id);
+        self.send_away_summary(id);
         if let Some(net) = network {
             // An attaching client counts as activity on every channel.
             self.reset_all_detach_timers(net);

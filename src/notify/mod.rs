@@ -2,8 +2,9 @@
 //! client is looking. This part holds the rules and the decision
 //! ([`rules`]), quiet hours ([`quiet`]) and ignore masks ([`ignore`]); the
 //! rules are stored by [`crate::db::notify`] and changed with BouncerServ
-//! `notify` ([`crate::service::notify`]). Delivery (push, webhooks) comes
-//! later and will call [`rules::decide`] for every relayed message.
+//! `notify` ([`crate::service::notify`]). [`rules::decide`] is called for
+//! every relayed message by the "while you were away" summary
+//! ([`crate::user::away_summary`]); push and webhook delivery come later.
 
 pub mod ignore;
 pub mod quiet;

@@ -619,7 +619,7 @@ impl UserActor {
 
 /// Split `line` into pieces of at most `max` bytes (at least one
 /// character each), preferring to break after a space.
-fn wrap_line(line: &str, max: usize) -> Vec<String> {
+pub(crate) fn wrap_line(line: &str, max: usize) -> Vec<String> {
     let mut pieces = Vec::new();
     let mut rest = line;
     while rest.len() > max {

@@ -11,6 +11,7 @@
 //! control) and clients, never anybody else's.
 
 pub mod away;
+pub mod away_summary;
 pub mod bouncer_notify;
 mod cursor_save;
 mod detach;
@@ -206,6 +207,9 @@ pub struct UserActor {
     /// The user's notification rules, loaded when the actor starts and
     /// reloaded by BouncerServ `notify` ([`crate::service::notify`]).
     pub(crate) notify_rules: crate::notify::rules::NotifyRules,
+    /// What notified while the user was away, for the next client to
+    /// attach ([`away_summary`]).
+    pub(crate) away_summary: away_summary::AwaySummary,
     /// Counts this actor in the metrics' users gauge while it lives.
     _counted: crate::metrics::GaugeGuard,
 }
@@ -248,6 +252,7 @@ pub fn spawn_user(
         probe_timer: timer::ActorTimer::new(),
         store_fault: None,
         notify_rules: Default::default(),
+        away_summary: Default::default(),
         _counted: crate::metrics::GaugeGuard::new(&shared_metrics, |m| &m.users),
     };
     for net in networks {

@@ -106,6 +106,7 @@ impl UserActor {
         if msg.tag("time").is_none() {
             msg.set_tag("time", crate::proto::time::now_server_time());
         }
+        self.note_for_away_summary(net_id, &msg);
         let store = self.shared.config.message_store;
         let Some(net) = self.networks.get_mut(&net_id) else {
             return;

@@ -10,6 +10,7 @@ mod support;
 mod abuse;
 mod admin_cli;
 mod away;
+mod away_summary;
 mod bad_input;
 mod bans;
 mod bouncer_networks;
