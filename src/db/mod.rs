@@ -435,6 +435,13 @@ impl Db {
             .await
     }
 
+    /// Remove the Web Push subscription `id` of `user_id` (its push
+    /// service said it is gone); whether it existed.
+    pub async fn delete_webpush(&self, user_id: i64, id: i64) -> DbResult<bool> {
+        self.call(move |conn| webpush::delete(conn, user_id, id))
+            .await
+    }
+
     /// Every Web Push subscription of a user, oldest first.
     pub async fn list_webpush(&self, user_id: i64) -> DbResult<Vec<webpush::Subscription>> {
         self.call(move |conn| webpush::list(conn, user_id)).await
