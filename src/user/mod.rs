@@ -20,6 +20,7 @@ pub(crate) mod manage;
 pub mod monitor;
 mod net_metrics;
 pub mod network;
+pub mod notify_out;
 mod presence;
 pub mod record_change;
 mod relay;
@@ -206,6 +207,8 @@ pub struct UserActor {
     /// The user's notification rules, loaded when the actor starts and
     /// reloaded by BouncerServ `notify` ([`crate::service::notify`]).
     pub(crate) notify_rules: crate::notify::rules::NotifyRules,
+    /// Where this user's notifications go, cached ([`notify_out`]).
+    pub(crate) notify_destinations: notify_out::NotifyDestinations,
     /// Counts this actor in the metrics' users gauge while it lives.
     _counted: crate::metrics::GaugeGuard,
 }
@@ -248,6 +251,7 @@ pub fn spawn_user(
         probe_timer: timer::ActorTimer::new(),
         store_fault: None,
         notify_rules: Default::default(),
+        notify_destinations: Default::default(),
         _counted: crate::metrics::GaugeGuard::new(&shared_metrics, |m| &m.users),
     };
     for net in networks {
@@ -267,6 +271,7 @@ impl UserActor {
     async fn run(mut self: Box<Self>, mut rx: mpsc::Receiver<UserEvent>) {
         tracing::debug!("user actor started");
         self.load_notify_rules().await;
+        self.reload_notify_destinations().await;
         let ids: Vec<i64> = self.networks.keys().copied().collect();
         for id in ids {
             self.connect_network(id, std::time::Duration::ZERO);
