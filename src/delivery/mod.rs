@@ -13,10 +13,13 @@
 //! - [`backoff`]: the retry schedule (exponential with jitter).
 //! - [`stored`]: the text forms of notifications and destinations kept in
 //!   the `notify_pending` table.
+//! - [`activity`]: the [`queue::StillWanted`] check of the running server:
+//!   active clients and read markers, shared by the user actors.
 //! - [`queue`]: the notifier task, its bounded input channel, persistence
 //!   of pending deliveries, grace period and the [`queue::StillWanted`]
 //!   check.
 
+pub mod activity;
 pub mod backoff;
 pub mod queue;
 pub mod stored;
