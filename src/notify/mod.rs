@@ -2,8 +2,10 @@
 //! client is looking. This part holds the rules and the decision
 //! ([`rules`]), quiet hours ([`quiet`]) and ignore masks ([`ignore`]); the
 //! rules are stored by [`crate::db::notify`] and changed with BouncerServ
-//! `notify` ([`crate::service::notify`]). Delivery (push, webhooks) comes
-//! later and will call [`rules::decide`] for every relayed message.
+//! `notify` ([`crate::service::notify`]). The user actor calls
+//! [`rules::decide`] for every relayed message
+//! ([`crate::user::notify_out`]) and hands what notifies to
+//! [`crate::delivery`].
 
 pub mod ignore;
 pub mod quiet;
