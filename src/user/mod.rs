@@ -309,6 +309,8 @@ impl UserActor {
                 }
                 () = self.commit_notify.notified() => {
                     self.flush_all_outboxes();
+                    // Flushing may drop a client that fell too far behind.
+                    self.publish_activity();
                     self.send_delivery_probes();
                     self.regulate_upstream_reads();
                     self.save_cursors_if_idle(rx.is_empty());
