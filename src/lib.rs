@@ -21,9 +21,9 @@
 //! - [`push`]: Web Push: RFC 8291 message encryption, RFC 8292 VAPID
 //!   signing and `WEBPUSH REGISTER` validation (the delivery pipeline of
 //!   issue 7 builds on them).
-//! - [`delivery`]: notification delivery (issue 7): the webhook backend and
-//!   the notifier task that stores, retries and expires deliveries (not fed
-//!   by the user actor yet).
+//! - [`delivery`]: notification delivery (issue 7): the webhook and Web
+//!   Push backends and the notifier task that stores, retries and expires
+//!   deliveries, fed by the user actors ([`user::notify_out`]).
 //! - [`notify`]: notification rules (highlights, keywords, DMs, muted
 //!   targets, ignores, quiet hours) and the decision whether a message
 //!   notifies.

@@ -27,6 +27,7 @@
 //! | `login-limit-user-failures`, `-address-failures`, `-window`, `-lockout`, `-max-lockout` | failed-login throttling, see [`limits`] |
 //! | `accept-proxy-ip <cidr>...`, `accept-proxy-unix`, `upstream-user-ip <cidr>...` | trusted PROXY senders, per-user source addresses, see [`access`] |
 //! | `upstream-connect-spacing <duration>` | least time between connection attempts to one upstream host, see [`connect`] |
+//! | `webpush-subject`, `notify-allow-address`, `notify-allow-plain-http`, `notify-grace` | notification delivery, see [`notify`] |
 //!
 //! Paths are kept exactly as written, so relative paths are relative to the
 //! daemon's working directory.
@@ -34,6 +35,7 @@
 pub mod access;
 pub mod connect;
 pub mod limits;
+pub mod notify;
 pub mod scfg;
 
 use std::fmt;
@@ -439,6 +441,7 @@ pub fn directive_names() -> impl Iterator<Item = &'static str> {
         .chain(limits::DIRECTIVES.iter())
         .chain(access::DIRECTIVES.iter())
         .chain(connect::DIRECTIVES.iter())
+        .chain(notify::DIRECTIVES.iter())
         .copied()
 }
 
@@ -503,6 +506,8 @@ pub struct Config {
     /// `upstream-connect-spacing`: least time between two connection
     /// attempts to one upstream host; zero disables the spacing.
     pub upstream_connect_spacing: Duration,
+    /// Notification delivery: the [`notify`] directives.
+    pub notify: notify::NotifyDelivery,
 }
 
 /// Timings of upstream dead-link detection.
@@ -548,6 +553,7 @@ impl Default for Config {
             login_limit: LoginLimit::default(),
             access: Access::default(),
             upstream_connect_spacing: connect::DEFAULT_CONNECT_SPACING,
+            notify: notify::NotifyDelivery::default(),
         }
     }
 }
@@ -907,6 +913,7 @@ impl Builder {
             }
             access if access::DIRECTIVES.contains(&access) => self.access_directive(d, access),
             spacing if connect::DIRECTIVES.contains(&spacing) => self.connect_directive(d, spacing),
+            notify if notify::DIRECTIVES.contains(&notify) => self.notify_directive(d, notify),
             limit => self.limit_directive(d, limit),
         }
     }

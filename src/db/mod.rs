@@ -23,7 +23,7 @@
 //! [`channels`], [`messages`] with its full-text index, [`cursors`] for
 //! delivery cursors, [`read_markers`], [`sts`] policies, [`webpush`]
 //! subscriptions and the VAPID key, pending notification deliveries in
-//! [`notify_pending`], [`notify`] rules); each exposes plain synchronous
+//! [`notify_pending`], [`notify`] rules, [`notify_webhook`] settings); each exposes plain synchronous
 //! functions over a `&Connection`. The thread machinery lives in the
 //! private `thread` module, the reader pool in the private `readers`
 //! module.
@@ -46,6 +46,7 @@ pub mod messages;
 pub mod networks;
 pub mod notify;
 pub mod notify_pending;
+pub mod notify_webhook;
 pub mod read_markers;
 mod readers;
 mod retry;
@@ -437,6 +438,13 @@ impl Db {
             .await
     }
 
+    /// Remove the Web Push subscription `id` of `user_id` (its push
+    /// service said it is gone); whether it existed.
+    pub async fn delete_webpush(&self, user_id: i64, id: i64) -> DbResult<bool> {
+        self.call(move |conn| webpush::delete(conn, user_id, id))
+            .await
+    }
+
     /// Every Web Push subscription of a user, oldest first.
     pub async fn list_webpush(&self, user_id: i64) -> DbResult<Vec<webpush::Subscription>> {
         self.call(move |conn| webpush::list(conn, user_id)).await
@@ -502,6 +510,26 @@ impl Db {
         reset: bool,
     ) -> DbResult<crate::notify::rules::Overrides> {
         self.call(move |conn| notify::set_overrides(conn, user_id, &scope, changes, reset))
+            .await
+    }
+
+    /// The user's webhook; see [`notify_webhook::get`].
+    pub async fn notify_webhook(
+        &self,
+        user_id: i64,
+    ) -> DbResult<Option<crate::delivery::WebhookConfig>> {
+        self.call(move |conn| notify_webhook::get(conn, user_id))
+            .await
+    }
+
+    /// Set or (with `None`) clear the user's webhook; whether one was set
+    /// before. See [`notify_webhook::set`].
+    pub async fn set_notify_webhook(
+        &self,
+        user_id: i64,
+        webhook: Option<crate::delivery::WebhookConfig>,
+    ) -> DbResult<bool> {
+        self.call(move |conn| notify_webhook::set(conn, user_id, webhook.as_ref()))
             .await
     }
 

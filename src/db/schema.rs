@@ -57,6 +57,10 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "notification rules: settings per scope, keywords, ignores, quiet hours",
         apply: migration_notify_rules,
     },
+    Migration {
+        description: "notification webhook per user",
+        apply: migration_notify_webhooks,
+    },
 ];
 
 /// The schema version this build of tether writes.
@@ -354,6 +358,21 @@ fn migration_notify_rules(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     )
 }
 
+/// One webhook per user (BouncerServ `notify webhook set`): its URL,
+/// format name and optional secret header.
+fn migration_notify_webhooks(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE notify_webhooks (
+            user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            format TEXT NOT NULL,
+            secret_header_name TEXT,
+            secret_header_value TEXT,
+            CHECK ((secret_header_name IS NULL) = (secret_header_value IS NULL))
+        );",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +406,7 @@ mod tests {
             "notify_keywords",
             "notify_quiet_hours",
             "notify_settings",
+            "notify_webhooks",
             "read_markers",
             "sts_policies",
             "users",

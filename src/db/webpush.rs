@@ -131,6 +131,16 @@ pub fn unregister(
     Ok(n > 0)
 }
 
+/// Removes subscription `id` if it belongs to `user_id`; returns whether
+/// there was one.
+pub fn delete(conn: &Connection, user_id: i64, id: i64) -> DbResult<bool> {
+    let n = conn.execute(
+        "DELETE FROM webpush_subscriptions WHERE id = ?1 AND user_id = ?2",
+        params![id, user_id],
+    )?;
+    Ok(n > 0)
+}
+
 /// Every subscription of a user (all networks and the bouncer connection),
 /// oldest first.
 pub fn list(conn: &Connection, user_id: i64) -> DbResult<Vec<Subscription>> {
@@ -236,6 +246,17 @@ mod tests {
         assert!(unregister(&conn, 2, None, "https://e/1").expect("deletes"));
         assert_eq!(list(&conn, 1).expect("lists").len(), 1);
         assert!(list(&conn, 2).expect("lists").is_empty());
+    }
+
+    #[test]
+    fn delete_by_id_only_touches_the_owner() {
+        let conn = db();
+        register(&conn, 1, None, "https://e/1", "k", "a", 25).expect("stores");
+        let id = list(&conn, 1).expect("lists")[0].id;
+        assert!(!delete(&conn, 2, id).expect("runs"));
+        assert!(delete(&conn, 1, id).expect("runs"));
+        assert!(!delete(&conn, 1, id).expect("runs"));
+        assert!(list(&conn, 1).expect("lists").is_empty());
     }
 
     #[test]

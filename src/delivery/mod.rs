@@ -8,17 +8,23 @@
 //!
 //! - [`webhook`]: the webhook backend: a POST per notification in the
 //!   `json`, `ntfy` or `gotify` format, and how an answer is classified.
+//! - [`webpush`]: the Web Push backend: the IRC line, encrypted for the
+//!   subscription and POSTed with a VAPID signature.
 //! - [`backoff`]: the retry schedule (exponential with jitter).
 //! - [`stored`]: the text forms of notifications and destinations kept in
 //!   the `notify_pending` table.
+//! - [`activity`]: the [`queue::StillWanted`] check of the running server:
+//!   active clients and read markers, shared by the user actors.
 //! - [`queue`]: the notifier task, its bounded input channel, persistence
 //!   of pending deliveries, grace period and the [`queue::StillWanted`]
 //!   check.
 
+pub mod activity;
 pub mod backoff;
 pub mod queue;
 pub mod stored;
 pub mod webhook;
+pub mod webpush;
 
 use std::future::Future;
 
@@ -26,6 +32,7 @@ use crate::outbound::{AddressPolicy, PostOptions};
 
 pub use queue::{Notifier, NotifierConfig, NotifierHandle, StillWanted};
 pub use webhook::{WebhookConfig, WebhookFormat};
+pub use webpush::{WebPushSender, WebPushSubscription};
 
 /// One thing to tell a user about: a message on one of their networks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,18 +49,26 @@ pub struct Notification {
     pub time: i64,
     /// The message's IRCv3 `msgid`, when the server gave one.
     pub msgid: Option<String>,
+    /// The message as a client would receive it, tags reduced to `msgid`
+    /// and `time`: the Web Push payload. `None` builds one from the fields
+    /// above.
+    pub line: Option<String>,
+    /// A direct message or a highlight (Web Push `Urgency: high`), rather
+    /// than a channel followed for every message.
+    pub urgent: bool,
 }
 
 /// Where a notification goes. One pending delivery exists per
 /// notification and destination.
 ///
-/// Web Push subscriptions will be a second variant (endpoint, keys); the
-/// places that match on this enum ([`stored`], [`HttpBackends`]) are where
-/// they plug in.
+/// The places that match on this enum are [`stored`] and
+/// [`HttpBackends`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     /// A user-configured webhook.
     Webhook(WebhookConfig),
+    /// A Web Push subscription (`WEBPUSH REGISTER`).
+    WebPush(WebPushSubscription),
 }
 
 impl Destination {
@@ -61,6 +76,7 @@ impl Destination {
     pub fn kind(&self) -> &'static str {
         match self {
             Destination::Webhook(_) => "webhook",
+            Destination::WebPush(_) => "webpush",
         }
     }
 }
@@ -97,6 +113,8 @@ pub trait Deliver: Send + Sync + 'static {
 pub struct HttpBackends {
     pub policy: AddressPolicy,
     pub options: PostOptions,
+    /// The VAPID key and subject; without them Web Push deliveries fail.
+    pub webpush: Option<WebPushSender>,
 }
 
 impl Deliver for HttpBackends {
@@ -105,6 +123,12 @@ impl Deliver for HttpBackends {
             Destination::Webhook(config) => {
                 webhook::send(config, notification, &self.policy, &self.options).await
             }
+            Destination::WebPush(sub) => match &self.webpush {
+                Some(sender) => {
+                    webpush::send(sub, notification, sender, &self.policy, &self.options).await
+                }
+                None => Outcome::Failed("Web Push is not configured".to_string()),
+            },
         }
     }
 }

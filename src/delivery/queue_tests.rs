@@ -122,16 +122,19 @@ impl Scripted {
 
 impl Deliver for Scripted {
     async fn deliver(&self, destination: &Destination, n: &Notification) -> Outcome {
-        let Destination::Webhook(config) = destination;
+        let url = match destination {
+            Destination::Webhook(config) => config.url.clone(),
+            Destination::WebPush(sub) => sub.endpoint.clone(),
+        };
         self.calls.lock().expect("lock").push(Call {
             at: Instant::now(),
-            url: config.url.clone(),
+            url: url.clone(),
             msgid: n.msgid.clone(),
         });
         self.script
             .lock()
             .expect("lock")
-            .get_mut(&config.url)
+            .get_mut(&url)
             .and_then(VecDeque::pop_front)
             .unwrap_or_else(|| self.default.clone())
     }
@@ -172,6 +175,8 @@ fn job(msgid: &str, destinations: Vec<Destination>) -> Job {
             text: "bob: ping".into(),
             time: 0,
             msgid: Some(msgid.to_string()),
+            line: None,
+            urgent: false,
         },
         destinations,
     }

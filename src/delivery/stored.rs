@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 
 use super::webhook::{WebhookConfig, WebhookFormat};
+use super::webpush::WebPushSubscription;
 use super::{Destination, Notification};
 
 /// A stored row that cannot be read back.
@@ -52,6 +53,15 @@ pub fn encode_destination(d: &Destination) -> (&'static str, String) {
             });
             (d.kind(), v.to_string())
         }
+        Destination::WebPush(sub) => {
+            let v = json!({
+                "id": sub.id,
+                "endpoint": sub.endpoint,
+                "p256dh": sub.p256dh,
+                "auth": sub.auth,
+            });
+            (d.kind(), v.to_string())
+        }
     }
 }
 
@@ -80,6 +90,19 @@ pub fn decode_destination(kind: &str, dest: &str) -> Result<Destination, StoredE
                 secret_header,
             }))
         }
+        "webpush" => {
+            const WHAT: &str = "web push destination";
+            let v = parse(WHAT, dest)?;
+            Ok(Destination::WebPush(WebPushSubscription {
+                id: v
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| malformed(WHAT, "id is missing or not an integer"))?,
+                endpoint: string(WHAT, &v, "endpoint")?,
+                p256dh: string(WHAT, &v, "p256dh")?,
+                auth: string(WHAT, &v, "auth")?,
+            }))
+        }
         other => Err(StoredError::UnknownKind(other.to_string())),
     }
 }
@@ -92,6 +115,8 @@ pub fn encode_notification(n: &Notification) -> String {
         "sender": n.sender,
         "text": n.text,
         "time": n.time,
+        "line": n.line,
+        "urgent": n.urgent,
     })
     .to_string()
 }
@@ -113,6 +138,17 @@ pub fn decode_notification(
             .and_then(Value::as_i64)
             .ok_or_else(|| malformed(WHAT, "time is missing or not an integer"))?,
         msgid,
+        // Absent in rows written before Web Push delivery existed.
+        line: match v.get("line") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(malformed(WHAT, "line is not a string")),
+        },
+        urgent: match v.get("urgent") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(malformed(WHAT, "urgent is not a boolean")),
+        },
     })
 }
 
@@ -131,6 +167,25 @@ mod tests {
             let (kind, text) = encode_destination(&d);
             assert_eq!(decode_destination(kind, &text).expect("decodes"), d);
         }
+        let d = Destination::WebPush(WebPushSubscription {
+            id: 42,
+            endpoint: "https://push.example/p?x=\"1\"".into(),
+            p256dh: "BPk".into(),
+            auth: "au".into(),
+        });
+        let (kind, text) = encode_destination(&d);
+        assert_eq!(kind, "webpush");
+        assert_eq!(decode_destination(kind, &text).expect("decodes"), d);
+    }
+
+    #[test]
+    fn rows_without_line_or_urgency_still_decode() {
+        let n = decode_notification(
+            r##"{"network":"n","target":"#c","sender":"s","text":"t","time":1}"##,
+            None,
+        )
+        .expect("decodes");
+        assert_eq!((n.line, n.urgent), (None, false));
     }
 
     #[test]
@@ -142,6 +197,8 @@ mod tests {
             text: "hello\u{1}".into(),
             time: -5,
             msgid: Some("m".into()),
+            line: Some("@msgid=m :s!u@h PRIVMSG #c :hello".into()),
+            urgent: true,
         };
         let text = encode_notification(&n);
         assert_eq!(
@@ -153,10 +210,17 @@ mod tests {
     #[test]
     fn bad_rows_are_errors() {
         assert!(matches!(
-            decode_destination("webpush", "{}"),
+            decode_destination("sms", "{}"),
             Err(StoredError::UnknownKind(_))
         ));
         assert!(decode_destination("webhook", "not json").is_err());
+        assert!(
+            decode_destination(
+                "webpush",
+                r#"{"id":"1","endpoint":"e","p256dh":"k","auth":"a"}"#
+            )
+            .is_err()
+        );
         assert!(decode_destination("webhook", r#"{"url":"u","format":"xml"}"#).is_err());
         assert!(
             decode_destination(

@@ -238,6 +238,8 @@ mod tests {
             text: "hi \"bob\" ✓".into(),
             time: 1_700_000_000_123,
             msgid: msgid.map(str::to_string),
+            line: None,
+            urgent: false,
         }
     }
 

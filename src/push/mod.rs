@@ -1,11 +1,11 @@
 //! Web Push notifications (issue 7): everything tether needs to deliver an
 //! IRC line to a browser or phone through its push service.
 //!
-//! The push module will own the `soju.im/webpush` / `draft/webpush`
-//! subscriptions, the notifier task and the outgoing HTTP delivery. For now
-//! it holds the cryptographic building blocks and the registration checks,
-//! which have no I/O (the `WEBPUSH` command itself is handled in
-//! `downstream::handlers::webpush`, the storage is `db::webpush`):
+//! This module holds the cryptographic building blocks and the
+//! registration checks, which have no I/O. Sending is
+//! [`crate::delivery::webpush`], under the notifier of [`crate::delivery`];
+//! the `WEBPUSH` command itself is handled in
+//! `downstream::handlers::webpush`, the storage is `db::webpush`.
 //!
 //! - [`ece`]: RFC 8291 message encryption (`aes128gcm` content coding,
 //!   RFC 8188 framing), both the sending side and the receiving side used by

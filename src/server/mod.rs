@@ -8,7 +8,8 @@
 //! minimal [`http`]), the state every task shares ([`Shared`]:
 //! configuration, database, the registry of user actors), configuration
 //! reload ([`reload`], [`live`], [`conn_limit`]), service manager
-//! notifications ([`sd_notify`]) and graceful shutdown.
+//! notifications ([`sd_notify`]), the notification [`notifier`] and
+//! graceful shutdown.
 
 pub mod activation;
 pub mod admin;
@@ -21,6 +22,7 @@ pub mod ident;
 pub mod listener;
 pub mod live;
 pub mod login_limit;
+pub mod notifier;
 pub mod origin;
 pub mod prometheus;
 pub mod proxied;
@@ -99,6 +101,11 @@ pub struct Shared {
     pub vapid: crate::push::vapid::VapidKey,
     /// [`Shared::vapid`]'s public key, base64url: the `VAPID` ISUPPORT value.
     pub vapid_public: String,
+    /// Where user actors hand notifications to be delivered.
+    pub notifier: crate::delivery::NotifierHandle,
+    /// What the notifier checks before each delivery: active clients and
+    /// read markers, written by the user actors.
+    pub notify_activity: Arc<crate::delivery::activity::Activity>,
     users: Mutex<HashMap<String, UserHandle>>,
     user_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_client: AtomicU64,
@@ -251,7 +258,12 @@ impl Server {
             db.load_sts_policies(crate::upstream::sts::now()).await?,
         );
         let vapid = load_vapid_key(&db).await?;
+        let notify_activity = Arc::new(crate::delivery::activity::Activity::default());
+        let (notifier, notifier_task, notifier_reports) =
+            notifier::spawn(&config, db.clone(), &vapid, notify_activity.clone());
         let shared = Arc::new(Shared {
+            notifier,
+            notify_activity,
             vapid_public: vapid.public_base64(),
             vapid,
             connection_limit,
@@ -277,7 +289,11 @@ impl Server {
         load_users(&shared).await?;
         let mut server = Server {
             current: shared.config.clone(),
-            background: vec![retention::spawn(shared.clone())],
+            background: vec![
+                retention::spawn(shared.clone()),
+                notifier_task,
+                notifier::spawn_reports(&shared, notifier_reports),
+            ],
             shared,
             listeners: Vec::new(),
             certs,

@@ -121,6 +121,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         old.upstream_connect_spacing != new.upstream_connect_spacing,
         "upstream-connect-spacing",
     );
+    note(
+        old.notify != new.notify,
+        "webpush-subject or notify-* directives",
+    );
     // Any other difference is in a directive this module does not apply:
     // take every value it handles from `old` and compare the rest.
     let mut rest = new.clone();
@@ -136,6 +140,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     rest.client_cert_auth = old.client_cert_auth;
     rest.access = old.access.clone();
     rest.upstream_connect_spacing = old.upstream_connect_spacing;
+    rest.notify = old.notify.clone();
     note(rest != *old, "other directives");
     out
 }

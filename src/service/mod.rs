@@ -5,7 +5,7 @@
 //! [`COMMANDS`] by unique-prefix matching of each word, and its flags are
 //! parsed with [`flags`] (durations with [`duration`]). Commands that act
 //! on one user's networks run inside that user's actor ([`network`],
-//! [`channel`], [`sasl`], [`certfp`], [`notify`]); global commands (users, help) run in their own task
+//! [`channel`], [`sasl`], [`certfp`], [`notify`], [`notify_webhook`]); global commands (users, help) run in their own task
 //! ([`user`]) so that they can never block an actor. The same commands are reachable from IRC clients
 //! (`PRIVMSG BouncerServ`) and from the admin socket.
 
@@ -19,6 +19,7 @@ pub mod flags;
 pub mod network;
 pub mod network_quote;
 pub mod notify;
+pub mod notify_webhook;
 pub mod sasl;
 pub mod server;
 pub mod user;
@@ -255,6 +256,20 @@ pub const COMMANDS: &[CommandSpec] = &[
         path: &["notify", "quiet"],
         usage: "<HH:MM-HH:MM> [UTC±HH:MM] | off",
         desc: "set the daily quiet hours (no notifications; UTC unless an offset is given; may cross midnight), or turn them off",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "webhook", "set"],
+        usage: "<url> [-format json|ntfy|gotify] [-secret-header 'Name: value']",
+        desc: "send your notifications to a webhook too (JSON, ntfy or Gotify); the header is added to every request",
+        admin: false,
+        global: false,
+    },
+    CommandSpec {
+        path: &["notify", "webhook", "clear"],
+        usage: "",
+        desc: "stop sending notifications to your webhook",
         admin: false,
         global: false,
     },
@@ -581,6 +596,8 @@ impl UserActor {
             ["notify", "ignore", "remove"] => self.service_notify_ignore_remove(&args).await,
             ["notify", "ignore", "list"] => self.service_notify_ignore_list(&args),
             ["notify", "quiet"] => self.service_notify_quiet(&args).await,
+            ["notify", "webhook", "set"] => self.service_notify_webhook_set(&args).await,
+            ["notify", "webhook", "clear"] => self.service_notify_webhook_clear(&args).await,
             _ => Err(format!(
                 "command \"{}\" is not available here",
                 spec.path.join(" ")

@@ -137,6 +137,7 @@ impl UserActor {
             Some(q) => format!("quiet hours: {q}"),
             None => "quiet hours: off".to_string(),
         });
+        lines.push(self.notify_webhook_status());
         Ok(lines)
     }
 

@@ -21,6 +21,7 @@ pub(crate) mod manage;
 pub mod monitor;
 mod net_metrics;
 pub mod network;
+pub mod notify_out;
 mod presence;
 pub mod record_change;
 mod relay;
@@ -105,6 +106,9 @@ pub enum UserEvent {
         channel: String,
         generation: u64,
     },
+    /// The user's notification destinations changed outside the actor
+    /// (the notifier removed a gone push subscription): reload them.
+    NotifyDestinationsChanged,
     /// Stop the actor: close every connection with `reason`.
     Stop {
         reason: String,
@@ -210,6 +214,10 @@ pub struct UserActor {
     /// What notified while the user was away, for the next client to
     /// attach ([`away_summary`]).
     pub(crate) away_summary: away_summary::AwaySummary,
+    /// Where this user's notifications go, cached ([`notify_out`]).
+    pub(crate) notify_destinations: notify_out::NotifyDestinations,
+    /// What the notifier sees of this user: active clients, read markers.
+    pub(crate) notify_activity: Arc<crate::delivery::activity::UserActivity>,
     /// Counts this actor in the metrics' users gauge while it lives.
     _counted: crate::metrics::GaugeGuard,
 }
@@ -229,6 +237,7 @@ pub fn spawn_user(
 ) -> (UserHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     let shared_metrics = shared.metrics.clone();
+    let notify_activity = shared.notify_activity.user(record.id);
     let handle = UserHandle {
         id: record.id,
         name: record.username.clone(),
@@ -253,6 +262,8 @@ pub fn spawn_user(
         store_fault: None,
         notify_rules: Default::default(),
         away_summary: Default::default(),
+        notify_destinations: Default::default(),
+        notify_activity,
         _counted: crate::metrics::GaugeGuard::new(&shared_metrics, |m| &m.users),
     };
     for net in networks {
@@ -272,6 +283,8 @@ impl UserActor {
     async fn run(mut self: Box<Self>, mut rx: mpsc::Receiver<UserEvent>) {
         tracing::debug!("user actor started");
         self.load_notify_rules().await;
+        self.reload_notify_destinations().await;
+        self.seed_read_markers();
         let ids: Vec<i64> = self.networks.keys().copied().collect();
         for id in ids {
             self.connect_network(id, std::time::Duration::ZERO);
@@ -301,6 +314,8 @@ impl UserActor {
                 }
                 () = self.commit_notify.notified() => {
                     self.flush_all_outboxes();
+                    // Flushing may drop a client that fell too far behind.
+                    self.publish_activity();
                     self.send_delivery_probes();
                     self.regulate_upstream_reads();
                     self.save_cursors_if_idle(rx.is_empty());
@@ -359,6 +374,9 @@ impl UserActor {
                 UserEvent::Stats(reply) => {
                     let _ = reply.send(self.stats());
                 }
+                UserEvent::NotifyDestinationsChanged => {
+                    Box::pin(self.reload_notify_destinations()).await;
+                }
                 UserEvent::Stop { reason, done } => {
                     // Before `done`: the database closes once every actor
                     // has answered.
@@ -370,6 +388,7 @@ impl UserActor {
             }
             self.send_delivery_probes();
             self.regulate_upstream_reads();
+            self.publish_activity();
             self.tasks.retain(|t| !t.is_finished());
             self.save_cursors_if_idle(rx.is_empty());
         }

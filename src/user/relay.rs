@@ -107,6 +107,14 @@ impl UserActor {
             msg.set_tag("time", crate::proto::time::now_server_time());
         }
         self.note_for_away_summary(net_id, &msg);
+        if let Some(c) = &classified {
+            if msg.tag("msgid").is_none_or(str::is_empty) {
+                msg.set_tag("msgid", generate_msgid());
+            }
+            if !route.as_ref().is_some_and(|r| r.echo) {
+                self.consider_notification(net_id, &msg, c);
+            }
+        }
         let store = self.shared.config.message_store;
         let Some(net) = self.networks.get_mut(&net_id) else {
             return;

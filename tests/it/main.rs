@@ -32,6 +32,7 @@ mod labeled;
 mod limits;
 mod metrics;
 mod monitor;
+mod notify_delivery;
 mod notify_rules;
 mod proxy;
 mod reconnect;

@@ -31,11 +31,12 @@ async fn refused(c: &mut TestClient, command_line: &str) -> String {
         .to_string()
 }
 
-const DEFAULT_STATUS: [&str; 4] = [
+const DEFAULT_STATUS: [&str; 5] = [
     "everywhere: highlights on, direct messages on, all messages off, muted off",
     "keywords: none",
     "ignored: none",
     "quiet hours: off",
+    "webhook: none",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,6 +124,7 @@ async fn settings_apply_per_user_network_and_channel() {
             "keywords: none",
             "ignored: none",
             "quiet hours: off",
+            "webhook: none",
         ]
     );
     // -reset forgets a scope.
@@ -246,6 +248,7 @@ async fn rules_survive_a_restart_and_stay_private() {
         "notify quiet 22:00-07:00 UTC-02:00",
         "notify set -channel #rust -all-messages true",
         "notify set -highlights false",
+        "notify webhook set https://hooks.example/t -format ntfy -secret-header 'X-Key: s3cret'",
     ] {
         let line = reply(&mut c, cmd).await;
         assert!(!line.starts_with("error"), "{cmd:?}: {line:?}");
@@ -259,6 +262,7 @@ async fn rules_survive_a_restart_and_stay_private() {
             "keywords: rust",
             "ignored: spammer",
             "quiet hours: 22:00-07:00 UTC-02:00",
+            "webhook: https://hooks.example/t (format ntfy, header X-Key: ****)",
         ]
     );
 
@@ -292,6 +296,27 @@ async fn rules_survive_a_restart_and_stay_private() {
     assert!(
         bob_status.contains(&"ignored: none".to_string()),
         "{bob_status:?}"
+    );
+    assert!(
+        bob_status.contains(&"webhook: none".to_string()),
+        "{bob_status:?}"
+    );
+    assert_eq!(
+        reply(&mut c, "notify webhook clear").await,
+        "webhook removed"
+    );
+    assert_eq!(
+        reply(&mut c, "notify webhook clear").await,
+        "no webhook was set"
+    );
+    assert_eq!(
+        refused(&mut c, "notify webhook set http://hooks.example/t").await,
+        "the webhook must be an https:// URL"
+    );
+    assert!(
+        lines(&mut c, "notify status")
+            .await
+            .contains(&"webhook: none".to_string())
     );
     drop(s);
 }

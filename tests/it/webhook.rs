@@ -158,6 +158,7 @@ fn loopback_backends() -> HttpBackends {
             timeout: Duration::from_secs(10),
             ..PostOptions::default()
         },
+        webpush: None,
     }
 }
 
@@ -235,6 +236,8 @@ fn job(user_id: i64, msgid: &str, target: &str, destinations: Vec<Destination>) 
             text: "alice: are you there?".into(),
             time: 1_700_000_000_000,
             msgid: Some(msgid.into()),
+            line: None,
+            urgent: false,
         },
         destinations,
     }

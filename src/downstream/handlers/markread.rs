@@ -59,6 +59,7 @@ impl UserActor {
                 let t = t.min(now_millis());
                 if current.is_none_or(|c| t > c) {
                     net.history.read_markers.insert(folded.clone(), t);
+                    self.notify_activity.read(net.name(), &folded, t);
                     Some(t)
                 } else {
                     None

@@ -62,9 +62,10 @@ impl UserActor {
         endpoint: &str,
         keys: &str,
     ) {
-        // Plain http:// is never accepted from a client: the delivery
-        // pipeline has the only test switch for it.
-        let new = match subscription::parse(endpoint, keys, false) {
+        // Plain http:// only when the operator allows it for delivery too
+        // (`notify-allow-plain-http`: tests, gateways on the same host).
+        let plain_http = self.shared.config.notify.allow_plain_http;
+        let new = match subscription::parse(endpoint, keys, plain_http) {
             Ok(new) => new,
             Err(err) => {
                 let text = err.to_string();
@@ -86,6 +87,7 @@ impl UserActor {
             .await;
         match result {
             Ok(Registered::Created | Registered::Updated) => {
+                self.reload_notify_destinations().await;
                 self.webpush_echo(id, "REGISTER", endpoint);
             }
             Ok(Registered::TooMany) => {
@@ -114,7 +116,12 @@ impl UserActor {
             .await;
         match result {
             // An unknown endpoint is fine: it is not subscribed either way.
-            Ok(_) => self.webpush_echo(id, "UNREGISTER", endpoint),
+            Ok(removed) => {
+                if removed {
+                    self.reload_notify_destinations().await;
+                }
+                self.webpush_echo(id, "UNREGISTER", endpoint);
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "removing a push subscription failed");
                 self.webpush_fail(

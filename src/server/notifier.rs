@@ -1,0 +1,112 @@
+//! The server's notification notifier: one [`Notifier`] per server,
+//! started with the server, fed by the user actors through
+//! [`Shared::notifier`] and checking [`Shared::notify_activity`] before
+//! each delivery.
+//!
+//! Its reports are read here: a Web Push subscription that its push
+//! service calls gone (404, 410) is deleted from `webpush_subscriptions`
+//! and its user's actor told to reload its destinations. A gone webhook is
+//! only logged: the user set it and removes it with `notify webhook clear`.
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::Shared;
+use crate::config::Config;
+use crate::db::Db;
+use crate::delivery::activity::Activity;
+use crate::delivery::queue::{End, Report};
+use crate::delivery::{
+    Destination, HttpBackends, Notifier, NotifierConfig, NotifierHandle, WebPushSender,
+};
+use crate::outbound::{AddressPolicy, PostOptions};
+use crate::push::vapid::VapidKey;
+use crate::user::UserEvent;
+
+/// Reports waiting to be read; the notifier waits when it is full.
+const REPORT_QUEUE: usize = 64;
+
+/// Starts the notifier; returns its handle, its task, and the receiver of
+/// its reports (for [`spawn_reports`] once [`Shared`] exists).
+pub fn spawn(
+    config: &Config,
+    db: Db,
+    vapid: &VapidKey,
+    activity: Arc<Activity>,
+) -> (NotifierHandle, JoinHandle<()>, mpsc::Receiver<Report>) {
+    let (reports, rx) = mpsc::channel(REPORT_QUEUE);
+    let backend = HttpBackends {
+        policy: AddressPolicy::with_allowed(config.notify.allow_addresses.clone()),
+        options: PostOptions {
+            allow_plain_http: config.notify.allow_plain_http,
+            ..PostOptions::default()
+        },
+        webpush: Some(WebPushSender {
+            key: Arc::new(vapid.clone()),
+            subject: config.notify.subject(&config.hostname),
+        }),
+    };
+    let notifier = Notifier {
+        store: db,
+        backend,
+        wanted: activity,
+        config: NotifierConfig {
+            grace: config.notify.grace,
+            ..NotifierConfig::default()
+        },
+        reports: Some(reports),
+    };
+    let (handle, task) = notifier.spawn();
+    (handle, task, rx)
+}
+
+/// Reads the notifier's reports until it stops.
+pub fn spawn_reports(shared: &Arc<Shared>, mut rx: mpsc::Receiver<Report>) -> JoinHandle<()> {
+    // Weak: the notifier's handle lives in `Shared`, so a strong reference
+    // here would keep both alive forever.
+    let shared: Weak<Shared> = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        while let Some(report) = rx.recv().await {
+            let Some(shared) = shared.upgrade() else {
+                break;
+            };
+            on_report(&shared, report).await;
+        }
+    })
+}
+
+async fn on_report(shared: &Shared, report: Report) {
+    let End::Gone(status) = report.end else {
+        return;
+    };
+    match &report.destination {
+        Destination::WebPush(sub) => {
+            match shared.db.delete_webpush(report.user_id, sub.id).await {
+                Ok(_) => tracing::info!(
+                    user_id = report.user_id,
+                    subscription = sub.id,
+                    status,
+                    "push subscription gone; removed"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot remove a gone push subscription");
+                }
+            }
+            let handle = shared
+                .loaded_users()
+                .into_iter()
+                .find(|u| u.id == report.user_id);
+            if let Some(handle) = handle {
+                handle.send(UserEvent::NotifyDestinationsChanged).await;
+            }
+        }
+        Destination::Webhook(w) => tracing::warn!(
+            user_id = report.user_id,
+            url = %w.url,
+            status,
+            "the webhook answered that it is gone; notifications to it fail until it is changed"
+        ),
+    }
+}

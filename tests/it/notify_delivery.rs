@@ -1,0 +1,465 @@
+//! Notifications end to end: a message from the fake upstream, decided by
+//! the user's rules in the actor, handed to the server's notifier and
+//! delivered to a push endpoint (or webhook) served by the test on
+//! loopback. The endpoint decrypts each push with the subscription's
+//! private key and checks the VAPID token (RFC 8291, RFC 8292).
+//!
+//! The user's client stays attached but away (`AWAY`): an attached, present
+//! client would suppress every notification. Each AWAY is synchronised
+//! with a PING round trip, so the actor has published the state before the
+//! upstream message arrives.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tether::proto::Message;
+use tether::push::ece::{ReceiverKeys, decrypt};
+use tether::push::vapid::verify_vapid;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::harness::*;
+use crate::support::*;
+
+/// Config for tests: loopback allowed, plain http, a short grace.
+fn config(grace: &str) -> String {
+    format!(
+        "notify-allow-address 127.0.0.0/8\nnotify-allow-plain-http true\nnotify-grace {grace}\n"
+    )
+}
+
+/// One request the endpoint answered.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    status: u16,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP endpoint answering each request with the next scripted status,
+/// then 201.
+struct Endpoint {
+    port: u16,
+    seen: mpsc::UnboundedReceiver<Seen>,
+}
+
+impl Endpoint {
+    async fn start(script: &[u16]) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
+        let (tx, seen) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let status = script.lock().expect("lock").pop_front().unwrap_or(201);
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let Some(mut seen) = read_request(&mut stream).await else {
+                        return;
+                    };
+                    seen.status = status;
+                    let response =
+                        format!("HTTP/1.1 {status} Scripted\r\nContent-Length: 0\r\n\r\n");
+                    if stream.write_all(response.as_bytes()).await.is_ok() {
+                        let _ = tx.send(seen);
+                    }
+                });
+            }
+        });
+        Endpoint { port, seen }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn next(&mut self) -> Seen {
+        tokio::time::timeout(Duration::from_secs(30), self.seen.recv())
+            .await
+            .expect("a request within 30 s")
+            .expect("endpoint running")
+    }
+}
+
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Seen> {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_string();
+            let mut lines = head.split("\r\n");
+            let request_line = lines.next()?.to_string();
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                let path = request_line.split(' ').nth(1)?.to_string();
+                return Some(Seen {
+                    path,
+                    headers,
+                    body: data[end + 4..end + 4 + length].to_vec(),
+                    status: 0,
+                });
+            }
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// Registers a subscription at `url` from `c`; returns its receiver keys.
+async fn subscribe(c: &mut TestClient, url: &str) -> ReceiverKeys {
+    let keys = ReceiverKeys::generate().expect("keys");
+    c.send(&format!(
+        "WEBPUSH REGISTER {url} p256dh={};auth={}",
+        keys.p256dh_base64(),
+        keys.auth_base64()
+    ))
+    .await;
+    let m = c
+        .expect("WEBPUSH reply", |m| {
+            matches!(m.command.as_str(), "WEBPUSH" | "FAIL")
+        })
+        .await;
+    assert_eq!(m.command, "WEBPUSH", "{m}");
+    keys
+}
+
+/// The client goes away (and the actor has seen it).
+async fn go_away(c: &mut TestClient) {
+    c.send("AWAY :phone in pocket").await;
+    c.expect_cmd("306").await;
+    c.sync().await;
+}
+
+/// Checks a push request fully and returns the IRC line it carried.
+fn open_push(s: &Setup, ep: &Endpoint, seen: &Seen, keys: &ReceiverKeys) -> Message {
+    assert_eq!(seen.header("Content-Encoding"), Some("aes128gcm"));
+    assert_eq!(seen.header("TTL"), Some("86400"));
+    let auth = seen.header("Authorization").expect("VAPID authorization");
+    let claims = verify_vapid(auth, &ep.origin(), now_secs()).expect("valid VAPID token");
+    assert!(
+        claims
+            .sub
+            .as_deref()
+            .is_some_and(|s| s.starts_with("mailto:admin@")),
+        "{claims:?}"
+    );
+    assert!(
+        auth.contains(&format!("k={}", s.tether.server().shared().vapid_public)),
+        "signed with the advertised key: {auth}"
+    );
+    let plain = decrypt(keys, &seen.body).expect("decrypts with the subscription's key");
+    let line = String::from_utf8(plain).expect("utf-8");
+    let msg: Message = line.parse().expect("an IRC line");
+    for (tag, _) in &msg.tags {
+        assert!(tag == "msgid" || tag == "time", "tag {tag} kept: {line}");
+    }
+    msg
+}
+
+fn server_time(offset_ms: i64) -> String {
+    tether::proto::time::format_millis(tether::proto::time::now_millis() + offset_ms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_highlight_is_pushed_once_per_subscription_and_a_plain_message_never() {
+    let mut s = Setup::with_config(&config("300ms")).await;
+    let mut ep = Endpoint::start(&[]).await;
+    let mut phone = s.client("phone", &["soju.im/webpush"]).await;
+    phone.sync().await;
+    let k1 = subscribe(&mut phone, &ep.url("/sub/one")).await;
+    let k2 = subscribe(&mut phone, &ep.url("/sub/two")).await;
+    go_away(&mut phone).await;
+
+    let nick = s.conn.nick.clone();
+    let t = server_time(-1000);
+    s.conn
+        .send(&format!(
+            "@msgid=hl1;time={t} :bob!b@example.org PRIVMSG #rust :{nick}: ping"
+        ))
+        .await;
+    let mut got = [ep.next().await, ep.next().await];
+    got.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(got[0].path, "/sub/one");
+    assert_eq!(got[1].path, "/sub/two");
+    for (seen, keys) in got.iter().zip([&k1, &k2]) {
+        assert_eq!(seen.header("Urgency"), Some("high"));
+        let msg = open_push(&s, &ep, seen, keys);
+        assert_eq!(msg.command, "PRIVMSG");
+        assert_eq!(msg.source.as_deref(), Some("bob!b@example.org"));
+        assert_eq!(msg.params, ["#rust", &format!("{nick}: ping")]);
+        assert_eq!(msg.tag("msgid"), Some("hl1"));
+        assert_eq!(msg.tag("time"), Some(t.as_str()));
+    }
+
+    // A plain channel message notifies nobody; the DM after it is the next
+    // push each endpoint sees (the plain one would have been due first).
+    s.conn
+        .send(":bob!b@example.org PRIVMSG #rust :just chatting")
+        .await;
+    s.conn
+        .send("@msgid=dm1 :carol!c@example.org PRIVMSG alice :are you there?")
+        .await;
+    let mut got = [ep.next().await, ep.next().await];
+    got.sort_by(|a, b| a.path.cmp(&b.path));
+    for (seen, keys) in got.iter().zip([&k1, &k2]) {
+        let msg = open_push(&s, &ep, seen, keys);
+        assert_eq!(msg.tag("msgid"), Some("dm1"), "{msg}");
+        assert_eq!(msg.source.as_deref(), Some("carol!c@example.org"));
+        assert_eq!(msg.params[1], "are you there?");
+    }
+    drop(phone);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_within_the_grace_period_cancels_the_push() {
+    let mut s = Setup::with_config(&config("2s")).await;
+    let mut ep = Endpoint::start(&[]).await;
+    let mut phone = s
+        .client("phone", &["soju.im/webpush", "draft/read-marker"])
+        .await;
+    phone.sync().await;
+    let keys = subscribe(&mut phone, &ep.url("/p")).await;
+    go_away(&mut phone).await;
+
+    let nick = s.conn.nick.clone();
+    let t1 = server_time(-5000);
+    s.conn
+        .send(&format!(
+            "@msgid=read1;time={t1} :bob!b@example.org PRIVMSG #rust :{nick}: seen this?"
+        ))
+        .await;
+    // Another client reads it within the grace period.
+    let mut laptop = s.client("laptop", &["draft/read-marker"]).await;
+    laptop.sync().await;
+    go_away(&mut laptop).await;
+    laptop.send(&format!("MARKREAD #rust timestamp={t1}")).await;
+    laptop.expect_cmd("MARKREAD").await;
+    laptop.sync().await;
+
+    let t2 = server_time(-1000);
+    s.conn
+        .send(&format!(
+            "@msgid=unread2;time={t2} :bob!b@example.org PRIVMSG #rust :{nick}: and this?"
+        ))
+        .await;
+    let seen = ep.next().await;
+    let msg = open_push(&s, &ep, &seen, &keys);
+    assert_eq!(
+        msg.tag("msgid"),
+        Some("unread2"),
+        "the read message is not pushed"
+    );
+    drop((phone, laptop));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_client_gets_no_push() {
+    let mut s = Setup::with_config(&config("200ms")).await;
+    let mut ep = Endpoint::start(&[]).await;
+    let mut phone = s.client("phone", &["soju.im/webpush"]).await;
+    phone.sync().await;
+    let keys = subscribe(&mut phone, &ep.url("/p")).await;
+    let nick = s.conn.nick.clone();
+    // Present: no push.
+    s.conn
+        .send(&format!("@msgid=here :bob!b@h PRIVMSG #rust :{nick}: hi"))
+        .await;
+    phone
+        .expect("the highlight", |m| m.command == "PRIVMSG")
+        .await;
+    go_away(&mut phone).await;
+    s.conn
+        .send(&format!(
+            "@msgid=gone :bob!b@h PRIVMSG #rust :{nick}: hi again"
+        ))
+        .await;
+    let seen = ep.next().await;
+    let msg = open_push(&s, &ep, &seen, &keys);
+    assert_eq!(msg.tag("msgid"), Some("gone"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_subscription_is_removed_from_the_database() {
+    let mut s = Setup::with_config(&config("100ms")).await;
+    let mut ep = Endpoint::start(&[410]).await;
+    let mut phone = s.client("phone", &["soju.im/webpush"]).await;
+    phone.sync().await;
+    subscribe(&mut phone, &ep.url("/old")).await;
+    go_away(&mut phone).await;
+    let user_id = s
+        .tether
+        .server()
+        .shared()
+        .db
+        .get_user("alice")
+        .await
+        .expect("reads")
+        .expect("alice")
+        .id;
+    let db = s.tether.server().shared().db.clone();
+    assert_eq!(db.list_webpush(user_id).await.expect("lists").len(), 1);
+    let nick = s.conn.nick.clone();
+    s.conn
+        .send(&format!("@msgid=x1 :bob!b@h PRIVMSG {nick} :hello"))
+        .await;
+    assert_eq!(ep.next().await.status, 410);
+    // The report is handled right after the answer: wait for its effect.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !db.list_webpush(user_id).await.expect("lists").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription was not removed"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The actor forgot it too: a new subscription is the only one pushed.
+    let keys = subscribe(&mut phone, &ep.url("/new")).await;
+    s.conn
+        .send(&format!("@msgid=x2 :bob!b@h PRIVMSG {nick} :hello again"))
+        .await;
+    let seen = ep.next().await;
+    assert_eq!(seen.path, "/new");
+    let msg = open_push(&s, &ep, &seen, &keys);
+    assert_eq!(msg.tag("msgid"), Some("x2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_is_retried_and_delivered_once() {
+    let mut s = Setup::with_config(&config("100ms")).await;
+    let mut ep = Endpoint::start(&[503]).await;
+    let mut phone = s.client("phone", &["soju.im/webpush"]).await;
+    phone.sync().await;
+    let keys = subscribe(&mut phone, &ep.url("/p")).await;
+    go_away(&mut phone).await;
+    let nick = s.conn.nick.clone();
+    s.conn
+        .send(&format!(
+            "@msgid=retry1 :bob!b@h PRIVMSG {nick} :knock knock"
+        ))
+        .await;
+    let first = ep.next().await;
+    assert_eq!(first.status, 503);
+    // Backoff: the retry comes 5 to 10 s later.
+    let second = ep.next().await;
+    assert_eq!(second.status, 201);
+    let msg = open_push(&s, &ep, &second, &keys);
+    assert_eq!(msg.tag("msgid"), Some("retry1"));
+    // Delivered once: the next push is the next message.
+    s.conn
+        .send(&format!("@msgid=retry2 :bob!b@h PRIVMSG {nick} :again"))
+        .await;
+    let seen = ep.next().await;
+    let msg = open_push(&s, &ep, &seen, &keys);
+    assert_eq!(msg.tag("msgid"), Some("retry2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_set_by_bouncerserv_gets_the_json_shape() {
+    let mut s = Setup::with_config(&config("100ms")).await;
+    let mut ep = Endpoint::start(&[]).await;
+    let mut phone = s.client("phone", &[]).await;
+    phone.sync().await;
+    service_command(
+        &mut phone,
+        &format!(
+            "notify webhook set {} -secret-header 'X-Hook-Secret: s3cret'",
+            ep.url("/hook")
+        ),
+    )
+    .await;
+    let reply = expect_service_line(&mut phone, "webhook set", |_| true).await;
+    assert!(reply.contains("webhook: "), "{reply}");
+    go_away(&mut phone).await;
+    let nick = s.conn.nick.clone();
+    let t = server_time(-2000);
+    s.conn
+        .send(&format!(
+            "@msgid=wh1;time={t} :bob!b@h PRIVMSG #rust :{nick}: webhook?"
+        ))
+        .await;
+    let seen = ep.next().await;
+    assert_eq!(seen.path, "/hook");
+    assert_eq!(seen.header("X-Hook-Secret"), Some("s3cret"));
+    let v: serde_json::Value = serde_json::from_slice(&seen.body).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "network": "fake",
+            "target": "#rust",
+            "sender": "bob",
+            "text": format!("{nick}: webhook?"),
+            "time": t,
+            "msgid": "wh1",
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_address_is_refused_without_the_allowlist() {
+    // Plain http, but no allowlist: 127.0.0.1 is refused by the SSRF guard.
+    let mut s = Setup::with_config("notify-allow-plain-http true\nnotify-grace 100ms\n").await;
+    let mut refused_ep = Endpoint::start(&[]).await;
+    let mut phone = s.client("phone", &["soju.im/webpush"]).await;
+    phone.sync().await;
+    subscribe(&mut phone, &refused_ep.url("/p")).await;
+    go_away(&mut phone).await;
+    let nick = s.conn.nick.clone();
+    s.conn
+        .send(&format!("@msgid=ssrf :bob!b@h PRIVMSG {nick} :hi"))
+        .await;
+    // The delivery ends (refused, not retried): its pending row goes.
+    let db = s.tether.server().shared().db.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut saw_pending = false;
+    loop {
+        let pending = db.load_notify_pending().await.expect("loads");
+        saw_pending |= !pending.is_empty();
+        if saw_pending && pending.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the delivery did not end (pending seen: {saw_pending})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        refused_ep.seen.try_recv().is_err(),
+        "no request reached the private address"
+    );
+}
