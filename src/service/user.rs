@@ -164,6 +164,7 @@ pub async fn delete(shared: &Arc<Shared>, caller: &Caller, args: &[String]) -> S
         .delete_user(record.id)
         .await
         .map_err(|e| e.to_string())?;
+    shared.notify_activity.remove(record.id);
     Ok(vec![format!("deleted user \"{username}\"")])
 }
 

@@ -93,6 +93,11 @@ impl UserActor {
         if c.event || !(msg.command == "PRIVMSG" || msg.command == "NOTICE") {
             return;
         }
+        // Messages inside a server batch are replayed history (chathistory
+        // or playback) or replies to a command, not news.
+        if msg.tag("batch").is_some() {
+            return;
+        }
         if self.notify_destinations.is_empty() || self.notify_activity.is_active() {
             return;
         }

@@ -463,3 +463,36 @@ async fn a_private_address_is_refused_without_the_allowlist() {
         "no request reached the private address"
     );
 }
+
+/// A push that failed is retried after a restart of tether (the pending
+/// delivery is stored), and delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_push_is_delivered_after_a_restart() {
+    let mut s = Setup::with_config(&config("100ms")).await;
+    let mut ep = Endpoint::start(&[503]).await;
+    let mut phone = s.client("phone", &["soju.im/webpush"]).await;
+    phone.sync().await;
+    let keys = subscribe(&mut phone, &ep.url("/p")).await;
+    go_away(&mut phone).await;
+    let nick = s.conn.nick.clone();
+    s.conn
+        .send(&format!(
+            "@msgid=restart1 :bob!b@h PRIVMSG {nick} :are you there"
+        ))
+        .await;
+    assert_eq!(ep.next().await.status, 503);
+    drop(phone);
+    let mut s = s.restart_with(&config("100ms")).await;
+    let seen = ep.next().await;
+    assert_eq!(seen.status, 201);
+    let msg = open_push(&s, &ep, &seen, &keys);
+    assert_eq!(msg.tag("msgid"), Some("restart1"));
+    // Once: the next push is the next message.
+    let nick = s.conn.nick.clone();
+    s.conn
+        .send(&format!("@msgid=restart2 :bob!b@h PRIVMSG {nick} :hello?"))
+        .await;
+    let seen = ep.next().await;
+    let msg = open_push(&s, &ep, &seen, &keys);
+    assert_eq!(msg.tag("msgid"), Some("restart2"));
+}
