@@ -102,11 +102,35 @@ async fn on_report(shared: &Shared, report: Report) {
                 handle.send(UserEvent::NotifyDestinationsChanged).await;
             }
         }
-        Destination::Webhook(w) => tracing::warn!(
-            user_id = report.user_id,
-            url = %w.url,
-            status,
-            "the webhook answered that it is gone; notifications to it fail until it is changed"
-        ),
+        Destination::Webhook(w) => {
+            // Only the webhook that answered is cleared: the user may have
+            // set another one since this delivery was queued.
+            let current = shared.db.notify_webhook(report.user_id).await;
+            if !matches!(&current, Ok(Some(now)) if now.url == w.url) {
+                return;
+            }
+            if let Err(e) = shared.db.set_notify_webhook(report.user_id, None).await {
+                tracing::warn!(error = %e, "cannot clear a gone webhook");
+                return;
+            }
+            tracing::info!(
+                user_id = report.user_id,
+                url = %w.url,
+                status,
+                "the webhook answered that it is gone; cleared"
+            );
+            let handle = shared
+                .loaded_users()
+                .into_iter()
+                .find(|u| u.id == report.user_id);
+            if let Some(handle) = handle {
+                handle.send(UserEvent::NotifyDestinationsChanged).await;
+                let text = format!(
+                    "your notification webhook {} answered {status} (gone) and was removed; set one again with \"notify webhook set\"",
+                    w.url
+                );
+                handle.send(UserEvent::ServerNotice(text.into())).await;
+            }
+        }
     }
 }

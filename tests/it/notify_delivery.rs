@@ -496,3 +496,35 @@ async fn a_failed_push_is_delivered_after_a_restart() {
     let msg = open_push(&s, &ep, &seen, &keys);
     assert_eq!(msg.tag("msgid"), Some("restart2"));
 }
+
+/// A webhook answering 410 is removed, and the user is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_webhook_is_removed_and_the_user_told() {
+    let mut s = Setup::with_config(&config("100ms")).await;
+    let mut ep = Endpoint::start(&[410]).await;
+    let mut phone = s.client("phone", &[]).await;
+    phone.sync().await;
+    service_command(
+        &mut phone,
+        &format!("notify webhook set {}", ep.url("/hook")),
+    )
+    .await;
+    expect_service_line(&mut phone, "webhook set", |_| true).await;
+    go_away(&mut phone).await;
+    let nick = s.conn.nick.clone();
+    s.conn
+        .send(&format!("@msgid=gone1 :bob!b@h PRIVMSG {nick} :anyone?"))
+        .await;
+    assert_eq!(ep.next().await.status, 410);
+    let notice = phone
+        .expect("the notice about the webhook", |m| {
+            m.command == "NOTICE" && m.params.last().is_some_and(|t| t.contains("webhook"))
+        })
+        .await;
+    assert!(
+        notice.params.last().is_some_and(|t| t.contains("410")),
+        "{notice}"
+    );
+    service_command(&mut phone, "notify status").await;
+    expect_service_line(&mut phone, "webhook: none", |l| l == "webhook: none").await;
+}
