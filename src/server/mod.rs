@@ -106,6 +106,10 @@ pub struct Shared {
     /// What the notifier checks before each delivery: active clients and
     /// read markers, written by the user actors.
     pub notify_activity: Arc<crate::delivery::activity::Activity>,
+    /// How many notification deliveries have ended and had their outcome
+    /// handled (a gone subscription removed, a gone webhook cleared), for
+    /// whoever waits on an outcome.
+    pub notify_ended: tokio::sync::watch::Sender<u64>,
     users: Mutex<HashMap<String, UserHandle>>,
     user_tasks: Mutex<Vec<JoinHandle<()>>>,
     next_client: AtomicU64,
@@ -264,6 +268,7 @@ impl Server {
         let shared = Arc::new(Shared {
             notifier,
             notify_activity,
+            notify_ended: tokio::sync::watch::Sender::new(0),
             vapid_public: vapid.public_base64(),
             vapid,
             connection_limit,

@@ -4,9 +4,10 @@
 //! each delivery.
 //!
 //! Its reports are read here: a Web Push subscription that its push
-//! service calls gone (404, 410) is deleted from `webpush_subscriptions`
-//! and its user's actor told to reload its destinations. A gone webhook is
-//! only logged: the user set it and removes it with `notify webhook clear`.
+//! service calls gone (404, 410) is deleted from `webpush_subscriptions`,
+//! a gone webhook is cleared (and the user told), and the user's actor is
+//! told to reload its destinations. Each handled report is counted in
+//! [`Shared::notify_ended`].
 
 use std::sync::{Arc, Weak};
 
@@ -73,6 +74,7 @@ pub fn spawn_reports(shared: &Arc<Shared>, mut rx: mpsc::Receiver<Report>) -> Jo
                 break;
             };
             on_report(&shared, report).await;
+            shared.notify_ended.send_modify(|n| *n += 1);
         }
     })
 }

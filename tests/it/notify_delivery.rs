@@ -337,16 +337,14 @@ async fn a_gone_subscription_is_removed_from_the_database() {
         .send(&format!("@msgid=x1 :bob!b@h PRIVMSG {nick} :hello"))
         .await;
     assert_eq!(ep.next().await.status, 410);
-    // The report is handled right after the answer: wait for its effect.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !db.list_webpush(user_id).await.expect("lists").is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the subscription was not removed"
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The delivery's end is handled (the subscription removed) before it
+    // is counted.
+    let mut ended = s.tether.server().shared().notify_ended.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), ended.wait_for(|n| *n >= 1))
+        .await
+        .expect("the delivery ends within 10 s")
+        .expect("server running");
+    assert!(db.list_webpush(user_id).await.expect("lists").is_empty());
     // The actor forgot it too: a new subscription is the only one pushed.
     let keys = subscribe(&mut phone, &ep.url("/new")).await;
     s.conn
@@ -442,22 +440,14 @@ async fn a_private_address_is_refused_without_the_allowlist() {
     s.conn
         .send(&format!("@msgid=ssrf :bob!b@h PRIVMSG {nick} :hi"))
         .await;
-    // The delivery ends (refused, not retried): its pending row goes.
+    // The delivery ends (refused, not retried) and its pending row goes.
+    let mut ended = s.tether.server().shared().notify_ended.subscribe();
+    tokio::time::timeout(Duration::from_secs(10), ended.wait_for(|n| *n >= 1))
+        .await
+        .expect("the delivery ends within 10 s")
+        .expect("server running");
     let db = s.tether.server().shared().db.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut saw_pending = false;
-    loop {
-        let pending = db.load_notify_pending().await.expect("loads");
-        saw_pending |= !pending.is_empty();
-        if saw_pending && pending.is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the delivery did not end (pending seen: {saw_pending})"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(db.load_notify_pending().await.expect("loads").is_empty());
     assert!(
         refused_ep.seen.try_recv().is_err(),
         "no request reached the private address"
