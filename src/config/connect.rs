@@ -27,31 +27,13 @@ pub const DEFAULT_CONNECT_SPACING: Duration = Duration::from_secs(1);
 /// onto one network would take days, which is a typo, not a policy.
 pub const MAX_CONNECT_SPACING: Duration = Duration::from_secs(600);
 
-/// Parses `0`, `<n>`, `<n>ms`, `<n>s` or `<n>m` (a whole number).
-fn parse_spacing(s: &str) -> Option<Duration> {
-    let (digits, millis_per_unit) = if let Some(d) = s.strip_suffix("ms") {
-        (d, 1)
-    } else if let Some(d) = s.strip_suffix('s') {
-        (d, 1000)
-    } else if let Some(d) = s.strip_suffix('m') {
-        (d, 60_000)
-    } else {
-        (s, 1000)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let millis = digits.parse::<u64>().ok()?.checked_mul(millis_per_unit)?;
-    Some(Duration::from_millis(millis))
-}
-
 impl Builder {
     /// Applies one of the [`DIRECTIVES`]; errors are recorded.
     pub(super) fn connect_directive(&mut self, d: &Directive, name: &'static str) {
         let Some([value]) = self.params(d, 1) else {
             return;
         };
-        match parse_spacing(value) {
+        match super::parse_short_duration(value) {
             Some(t) if t <= MAX_CONNECT_SPACING => self.config.upstream_connect_spacing = t,
             Some(_) => self.error(
                 d.line,
@@ -110,7 +92,7 @@ mod tests {
             )
         );
         for bad in ["-1", "1h", "s", "ms", "", "1 s", "99999999999999999999"] {
-            assert_eq!(parse_spacing(bad), None, "{bad:?}");
+            assert_eq!(crate::config::parse_short_duration(bad), None, "{bad:?}");
         }
         let e = errs("upstream-connect-spacing 11m");
         assert_eq!(

@@ -936,6 +936,26 @@ fn parse_duration(s: &str) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
+/// Parses a short delay: `0`, `<n>ms`, `<n>s`, `<n>m` or plain seconds
+/// (whole numbers), for the directives that take sub-second values
+/// (`upstream-connect-spacing`, `notify-grace`).
+fn parse_short_duration(s: &str) -> Option<Duration> {
+    let (digits, millis_per_unit) = if let Some(d) = s.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = s.strip_suffix('s') {
+        (d, 1000)
+    } else if let Some(d) = s.strip_suffix('m') {
+        (d, 60_000)
+    } else {
+        (s, 1000)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let millis = digits.parse::<u64>().ok()?.checked_mul(millis_per_unit)?;
+    Some(Duration::from_millis(millis))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,24 +76,6 @@ fn valid_subject(s: &str) -> bool {
     rest.is_some_and(|r| !r.is_empty()) && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// Parses `0`, `<n>ms`, `<n>s` or `<n>m`, or plain seconds.
-fn parse_grace(s: &str) -> Option<Duration> {
-    let (digits, millis_per_unit) = if let Some(d) = s.strip_suffix("ms") {
-        (d, 1)
-    } else if let Some(d) = s.strip_suffix('s') {
-        (d, 1000)
-    } else if let Some(d) = s.strip_suffix('m') {
-        (d, 60_000)
-    } else {
-        (s, 1000)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let millis = digits.parse::<u64>().ok()?.checked_mul(millis_per_unit)?;
-    Some(Duration::from_millis(millis))
-}
-
 impl Builder {
     /// Applies one of the [`DIRECTIVES`]; errors are recorded.
     pub(super) fn notify_directive(&mut self, d: &Directive, name: &'static str) {
@@ -139,7 +121,7 @@ impl Builder {
                 let Some([v]) = self.params(d, 1) else {
                     return;
                 };
-                match parse_grace(v) {
+                match super::parse_short_duration(v) {
                     Some(t) if t <= MAX_GRACE => self.config.notify.grace = t,
                     Some(_) => self.error(
                         d.line,
