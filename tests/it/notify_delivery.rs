@@ -9,18 +9,14 @@
 //! with a PING round trip, so the actor has published the state before the
 //! upstream message arrives.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tether::proto::Message;
 use tether::push::ece::{ReceiverKeys, decrypt};
 use tether::push::vapid::verify_vapid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 use crate::harness::*;
+use crate::support::http_endpoint::{HttpEndpoint, Seen};
 use crate::support::*;
 
 /// Config for tests: loopback allowed, plain http, a short grace.
@@ -28,108 +24,6 @@ fn config(grace: &str) -> String {
     format!(
         "notify-allow-address 127.0.0.0/8\nnotify-allow-plain-http true\nnotify-grace {grace}\n"
     )
-}
-
-/// One request the endpoint answered.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    status: u16,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// An HTTP endpoint answering each request with the next scripted status,
-/// then 201.
-struct Endpoint {
-    port: u16,
-    seen: mpsc::UnboundedReceiver<Seen>,
-}
-
-impl Endpoint {
-    async fn start(script: &[u16]) -> Endpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
-        let (tx, seen) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let status = script.lock().expect("lock").pop_front().unwrap_or(201);
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let Some(mut seen) = read_request(&mut stream).await else {
-                        return;
-                    };
-                    seen.status = status;
-                    let response =
-                        format!("HTTP/1.1 {status} Scripted\r\nContent-Length: 0\r\n\r\n");
-                    if stream.write_all(response.as_bytes()).await.is_ok() {
-                        let _ = tx.send(seen);
-                    }
-                });
-            }
-        });
-        Endpoint { port, seen }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn origin(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn next(&mut self) -> Seen {
-        tokio::time::timeout(Duration::from_secs(30), self.seen.recv())
-            .await
-            .expect("a request within 30 s")
-            .expect("endpoint running")
-    }
-}
-
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Seen> {
-    let mut data = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&data[..end]).to_string();
-            let mut lines = head.split("\r\n");
-            let request_line = lines.next()?.to_string();
-            let headers: Vec<(String, String)> = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-                .collect();
-            let length: usize = headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            if data.len() >= end + 4 + length {
-                let path = request_line.split(' ').nth(1)?.to_string();
-                return Some(Seen {
-                    path,
-                    headers,
-                    body: data[end + 4..end + 4 + length].to_vec(),
-                    status: 0,
-                });
-            }
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&chunk[..n]);
-    }
 }
 
 fn now_secs() -> u64 {
@@ -165,7 +59,7 @@ async fn go_away(c: &mut TestClient) {
 }
 
 /// Checks a push request fully and returns the IRC line it carried.
-fn open_push(s: &Setup, ep: &Endpoint, seen: &Seen, keys: &ReceiverKeys) -> Message {
+fn open_push(s: &Setup, ep: &HttpEndpoint, seen: &Seen, keys: &ReceiverKeys) -> Message {
     assert_eq!(seen.header("Content-Encoding"), Some("aes128gcm"));
     assert_eq!(seen.header("TTL"), Some("86400"));
     let auth = seen.header("Authorization").expect("VAPID authorization");
@@ -197,7 +91,7 @@ fn server_time(offset_ms: i64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_highlight_is_pushed_once_per_subscription_and_a_plain_message_never() {
     let mut s = Setup::with_config(&config("300ms")).await;
-    let mut ep = Endpoint::start(&[]).await;
+    let mut ep = HttpEndpoint::start(&[], 201).await;
     let mut phone = s.client("phone", &["soju.im/webpush"]).await;
     phone.sync().await;
     let k1 = subscribe(&mut phone, &ep.url("/sub/one")).await;
@@ -212,9 +106,9 @@ async fn a_highlight_is_pushed_once_per_subscription_and_a_plain_message_never()
         ))
         .await;
     let mut got = [ep.next().await, ep.next().await];
-    got.sort_by(|a, b| a.path.cmp(&b.path));
-    assert_eq!(got[0].path, "/sub/one");
-    assert_eq!(got[1].path, "/sub/two");
+    got.sort_by(|a, b| a.path().cmp(b.path()));
+    assert_eq!(got[0].path(), "/sub/one");
+    assert_eq!(got[1].path(), "/sub/two");
     for (seen, keys) in got.iter().zip([&k1, &k2]) {
         assert_eq!(seen.header("Urgency"), Some("high"));
         let msg = open_push(&s, &ep, seen, keys);
@@ -234,7 +128,7 @@ async fn a_highlight_is_pushed_once_per_subscription_and_a_plain_message_never()
         .send("@msgid=dm1 :carol!c@example.org PRIVMSG alice :are you there?")
         .await;
     let mut got = [ep.next().await, ep.next().await];
-    got.sort_by(|a, b| a.path.cmp(&b.path));
+    got.sort_by(|a, b| a.path().cmp(b.path()));
     for (seen, keys) in got.iter().zip([&k1, &k2]) {
         let msg = open_push(&s, &ep, seen, keys);
         assert_eq!(msg.tag("msgid"), Some("dm1"), "{msg}");
@@ -247,7 +141,7 @@ async fn a_highlight_is_pushed_once_per_subscription_and_a_plain_message_never()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_within_the_grace_period_cancels_the_push() {
     let mut s = Setup::with_config(&config("2s")).await;
-    let mut ep = Endpoint::start(&[]).await;
+    let mut ep = HttpEndpoint::start(&[], 201).await;
     let mut phone = s
         .client("phone", &["soju.im/webpush", "draft/read-marker"])
         .await;
@@ -289,7 +183,7 @@ async fn reading_within_the_grace_period_cancels_the_push() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_active_client_gets_no_push() {
     let mut s = Setup::with_config(&config("200ms")).await;
-    let mut ep = Endpoint::start(&[]).await;
+    let mut ep = HttpEndpoint::start(&[], 201).await;
     let mut phone = s.client("phone", &["soju.im/webpush"]).await;
     phone.sync().await;
     let keys = subscribe(&mut phone, &ep.url("/p")).await;
@@ -315,7 +209,7 @@ async fn an_active_client_gets_no_push() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gone_subscription_is_removed_from_the_database() {
     let mut s = Setup::with_config(&config("100ms")).await;
-    let mut ep = Endpoint::start(&[410]).await;
+    let mut ep = HttpEndpoint::start(&[410], 201).await;
     let mut phone = s.client("phone", &["soju.im/webpush"]).await;
     phone.sync().await;
     subscribe(&mut phone, &ep.url("/old")).await;
@@ -351,7 +245,7 @@ async fn a_gone_subscription_is_removed_from_the_database() {
         .send(&format!("@msgid=x2 :bob!b@h PRIVMSG {nick} :hello again"))
         .await;
     let seen = ep.next().await;
-    assert_eq!(seen.path, "/new");
+    assert_eq!(seen.path(), "/new");
     let msg = open_push(&s, &ep, &seen, &keys);
     assert_eq!(msg.tag("msgid"), Some("x2"));
 }
@@ -359,7 +253,7 @@ async fn a_gone_subscription_is_removed_from_the_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_is_retried_and_delivered_once() {
     let mut s = Setup::with_config(&config("100ms")).await;
-    let mut ep = Endpoint::start(&[503]).await;
+    let mut ep = HttpEndpoint::start(&[503], 201).await;
     let mut phone = s.client("phone", &["soju.im/webpush"]).await;
     phone.sync().await;
     let keys = subscribe(&mut phone, &ep.url("/p")).await;
@@ -389,7 +283,7 @@ async fn a_503_is_retried_and_delivered_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_set_by_bouncerserv_gets_the_json_shape() {
     let mut s = Setup::with_config(&config("100ms")).await;
-    let mut ep = Endpoint::start(&[]).await;
+    let mut ep = HttpEndpoint::start(&[], 201).await;
     let mut phone = s.client("phone", &[]).await;
     phone.sync().await;
     service_command(
@@ -411,7 +305,7 @@ async fn the_webhook_set_by_bouncerserv_gets_the_json_shape() {
         ))
         .await;
     let seen = ep.next().await;
-    assert_eq!(seen.path, "/hook");
+    assert_eq!(seen.path(), "/hook");
     assert_eq!(seen.header("X-Hook-Secret"), Some("s3cret"));
     let v: serde_json::Value = serde_json::from_slice(&seen.body).expect("JSON");
     assert_eq!(
@@ -431,7 +325,7 @@ async fn the_webhook_set_by_bouncerserv_gets_the_json_shape() {
 async fn a_private_address_is_refused_without_the_allowlist() {
     // Plain http, but no allowlist: 127.0.0.1 is refused by the SSRF guard.
     let mut s = Setup::with_config("notify-allow-plain-http true\nnotify-grace 100ms\n").await;
-    let mut refused_ep = Endpoint::start(&[]).await;
+    let mut refused_ep = HttpEndpoint::start(&[], 201).await;
     let mut phone = s.client("phone", &["soju.im/webpush"]).await;
     phone.sync().await;
     subscribe(&mut phone, &refused_ep.url("/p")).await;
@@ -449,7 +343,7 @@ async fn a_private_address_is_refused_without_the_allowlist() {
     let db = s.tether.server().shared().db.clone();
     assert!(db.load_notify_pending().await.expect("loads").is_empty());
     assert!(
-        refused_ep.seen.try_recv().is_err(),
+        refused_ep.drain().is_empty(),
         "no request reached the private address"
     );
 }
@@ -459,7 +353,7 @@ async fn a_private_address_is_refused_without_the_allowlist() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_push_is_delivered_after_a_restart() {
     let mut s = Setup::with_config(&config("100ms")).await;
-    let mut ep = Endpoint::start(&[503]).await;
+    let mut ep = HttpEndpoint::start(&[503], 201).await;
     let mut phone = s.client("phone", &["soju.im/webpush"]).await;
     phone.sync().await;
     let keys = subscribe(&mut phone, &ep.url("/p")).await;
@@ -491,7 +385,7 @@ async fn a_failed_push_is_delivered_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gone_webhook_is_removed_and_the_user_told() {
     let mut s = Setup::with_config(&config("100ms")).await;
-    let mut ep = Endpoint::start(&[410]).await;
+    let mut ep = HttpEndpoint::start(&[410], 201).await;
     let mut phone = s.client("phone", &[]).await;
     phone.sync().await;
     service_command(

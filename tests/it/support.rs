@@ -33,6 +33,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use crate::harness::*;
 
 pub mod batch;
+pub mod http_endpoint;
 pub use batch::*;
 pub mod tls;
 pub use tls::*;

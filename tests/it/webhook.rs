@@ -2,8 +2,6 @@
 //! small HTTP server on loopback (allowed through the SSRF guard's
 //! allowlist, plain http permitted for the test).
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tether::config::Cidr;
@@ -14,141 +12,10 @@ use tether::delivery::{
     WebhookConfig, WebhookFormat,
 };
 use tether::outbound::{AddressPolicy, PostOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// One request the server answered.
-#[derive(Debug, Clone)]
-struct Seen {
-    /// `POST /path?query`.
-    request_line: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    /// The status it was answered with.
-    status: u16,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("a JSON body")
-    }
-}
-
-/// Answers each connection with the next scripted status, then with the
-/// default; the status is chosen when the connection arrives.
-struct HookServer {
-    port: u16,
-    script: Arc<Mutex<VecDeque<u16>>>,
-    default: Arc<Mutex<u16>>,
-    seen: mpsc::UnboundedReceiver<Seen>,
-}
-
-impl HookServer {
-    async fn start(script: &[u16], default: u16) -> HookServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
-        let default = Arc::new(Mutex::new(default));
-        let (tx, seen) = mpsc::unbounded_channel();
-        let (s, d) = (Arc::clone(&script), Arc::clone(&default));
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let status = s
-                    .lock()
-                    .expect("lock")
-                    .pop_front()
-                    .unwrap_or(*d.lock().expect("lock"));
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let Some(mut seen) = read_request(&mut stream).await else {
-                        return;
-                    };
-                    seen.status = status;
-                    let response =
-                        format!("HTTP/1.1 {status} Scripted\r\nContent-Length: 0\r\n\r\n");
-                    if stream.write_all(response.as_bytes()).await.is_ok() {
-                        let _ = tx.send(seen);
-                    }
-                });
-            }
-        });
-        HookServer {
-            port,
-            script,
-            default,
-            seen,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn set_default(&self, status: u16) {
-        *self.default.lock().expect("lock") = status;
-        assert!(self.script.lock().expect("lock").is_empty());
-    }
-
-    async fn next(&mut self) -> Seen {
-        tokio::time::timeout(Duration::from_secs(20), self.seen.recv())
-            .await
-            .expect("a request within 20 s")
-            .expect("server running")
-    }
-
-    /// Requests seen so far and not yet taken.
-    fn drain(&mut self) -> Vec<Seen> {
-        let mut all = Vec::new();
-        while let Ok(s) = self.seen.try_recv() {
-            all.push(s);
-        }
-        all
-    }
-}
-
-/// Reads a request head and its `Content-Length` body.
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Seen> {
-    let mut data = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&data[..end]).to_string();
-            let mut lines = head.split("\r\n");
-            let request_line = lines.next()?.to_string();
-            let headers: Vec<(String, String)> = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-                .collect();
-            let length: usize = headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            if data.len() >= end + 4 + length {
-                return Some(Seen {
-                    request_line,
-                    headers,
-                    body: data[end + 4..end + 4 + length].to_vec(),
-                    status: 0,
-                });
-            }
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&chunk[..n]);
-    }
-}
+use crate::support::http_endpoint::HttpEndpoint;
 
 fn loopback_backends() -> HttpBackends {
     HttpBackends {
@@ -247,7 +114,7 @@ fn job(user_id: i64, msgid: &str, target: &str, destinations: Vec<Destination>) 
 async fn json_webhook_gets_one_post_with_the_secret_header() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, user) = db_with_user(&dir.path().join("t.db")).await;
-    let mut server = HookServer::start(&[], 200).await;
+    let mut server = HttpEndpoint::start(&[], 200).await;
     let mut n = start(&db, loopback_backends());
     let dest = hook(
         server.url("/hook"),
@@ -286,7 +153,7 @@ async fn json_webhook_gets_one_post_with_the_secret_header() {
 async fn ntfy_and_gotify_formats() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, user) = db_with_user(&dir.path().join("t.db")).await;
-    let mut server = HookServer::start(&[], 200).await;
+    let mut server = HttpEndpoint::start(&[], 200).await;
     let mut n = start(&db, loopback_backends());
     let ntfy = hook(server.url("/alerts"), WebhookFormat::Ntfy, None);
     let gotify = hook(
@@ -319,7 +186,7 @@ async fn ntfy_and_gotify_formats() {
 async fn a_503_is_retried_and_delivered_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, user) = db_with_user(&dir.path().join("t.db")).await;
-    let mut server = HookServer::start(&[503], 200).await;
+    let mut server = HttpEndpoint::start(&[503], 200).await;
     let mut n = start(&db, loopback_backends());
     let dest = hook(server.url("/hook"), WebhookFormat::Json, None);
     n.handle.submit(job(user, "m1", "#rust", vec![dest]));
@@ -336,8 +203,8 @@ async fn a_503_is_retried_and_delivered_once() {
 async fn a_410_is_gone_and_not_retried() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, user) = db_with_user(&dir.path().join("t.db")).await;
-    let mut gone = HookServer::start(&[], 410).await;
-    let mut other = HookServer::start(&[], 200).await;
+    let mut gone = HttpEndpoint::start(&[], 410).await;
+    let mut other = HttpEndpoint::start(&[], 200).await;
     let mut n = start(&db, loopback_backends());
     let dest = hook(gone.url("/hook"), WebhookFormat::Json, None);
     n.handle
@@ -365,7 +232,7 @@ async fn a_restart_mid_retry_still_delivers_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("t.db");
     let (db, user) = db_with_user(&path).await;
-    let mut server = HookServer::start(&[], 503).await;
+    let mut server = HttpEndpoint::start(&[], 503).await;
     let n = start(&db, loopback_backends());
     let dest = hook(server.url("/hook"), WebhookFormat::Json, None);
     n.handle
