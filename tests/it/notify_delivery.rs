@@ -51,6 +51,23 @@ async fn subscribe(c: &mut TestClient, url: &str) -> ReceiverKeys {
     keys
 }
 
+/// A bouncer with a push endpoint answering `script` (then 201), and a
+/// client that subscribed at `path` and went away: what a push test starts
+/// from.
+async fn away_with_subscription(
+    grace: &str,
+    script: &[u16],
+    path: &str,
+) -> (Setup, HttpEndpoint, TestClient, ReceiverKeys) {
+    let s = Setup::with_config(&config(grace)).await;
+    let ep = HttpEndpoint::start(script, 201).await;
+    let mut phone = s.client("phone", &["soju.im/webpush"]).await;
+    phone.sync().await;
+    let keys = subscribe(&mut phone, &ep.url(path)).await;
+    go_away(&mut phone).await;
+    (s, ep, phone, keys)
+}
+
 /// The client goes away (and the actor has seen it).
 async fn go_away(c: &mut TestClient) {
     c.send("AWAY :phone in pocket").await;
@@ -208,12 +225,7 @@ async fn an_active_client_gets_no_push() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gone_subscription_is_removed_from_the_database() {
-    let mut s = Setup::with_config(&config("100ms")).await;
-    let mut ep = HttpEndpoint::start(&[410], 201).await;
-    let mut phone = s.client("phone", &["soju.im/webpush"]).await;
-    phone.sync().await;
-    subscribe(&mut phone, &ep.url("/old")).await;
-    go_away(&mut phone).await;
+    let (mut s, mut ep, mut phone, _) = away_with_subscription("100ms", &[410], "/old").await;
     let user_id = s
         .tether
         .server()
@@ -252,12 +264,7 @@ async fn a_gone_subscription_is_removed_from_the_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_is_retried_and_delivered_once() {
-    let mut s = Setup::with_config(&config("100ms")).await;
-    let mut ep = HttpEndpoint::start(&[503], 201).await;
-    let mut phone = s.client("phone", &["soju.im/webpush"]).await;
-    phone.sync().await;
-    let keys = subscribe(&mut phone, &ep.url("/p")).await;
-    go_away(&mut phone).await;
+    let (mut s, mut ep, _phone, keys) = away_with_subscription("100ms", &[503], "/p").await;
     let nick = s.conn.nick.clone();
     s.conn
         .send(&format!(
@@ -352,12 +359,7 @@ async fn a_private_address_is_refused_without_the_allowlist() {
 /// delivery is stored), and delivered once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_push_is_delivered_after_a_restart() {
-    let mut s = Setup::with_config(&config("100ms")).await;
-    let mut ep = HttpEndpoint::start(&[503], 201).await;
-    let mut phone = s.client("phone", &["soju.im/webpush"]).await;
-    phone.sync().await;
-    let keys = subscribe(&mut phone, &ep.url("/p")).await;
-    go_away(&mut phone).await;
+    let (mut s, mut ep, phone, keys) = away_with_subscription("100ms", &[503], "/p").await;
     let nick = s.conn.nick.clone();
     s.conn
         .send(&format!(
