@@ -16,12 +16,8 @@
 //!   cleared; later clients get nothing until something new notifies.
 
 use crate::downstream::ClientId;
-use crate::notify::ignore::Sender;
-use crate::notify::rules::{Incoming, Kind, decide};
-use crate::proto::Message;
-use crate::proto::message::split_source;
 use crate::user::UserActor;
-use crate::user::away;
+use crate::user::notify_decide::Notifiable;
 
 /// Most entries kept; later ones are counted.
 pub const MAX_ENTRIES: usize = 50;
@@ -124,69 +120,26 @@ pub fn truncate(text: &str, max: usize) -> String {
     format!("{}…", text[..end].trim_end())
 }
 
-/// Server-time of a relayed message in Unix milliseconds (now if absent).
-fn message_time(msg: &Message) -> i64 {
-    msg.tag("time")
-        .and_then(crate::proto::time::parse_server_time)
-        .unwrap_or_else(crate::proto::time::now_millis)
-}
-
 impl UserActor {
     /// A message relayed on network `net_id`: recorded for the summary
     /// when the user is away there and it notifies under their rules.
-    pub(crate) fn note_for_away_summary(&mut self, net_id: i64, msg: &Message) {
-        if msg.command != "PRIVMSG" && msg.command != "NOTICE" {
-            return;
-        }
-        let present = away::desired(
-            self.clients
-                .values()
-                .filter(|c| c.network == Some(net_id))
-                .map(|c| c.away.as_ref()),
-        )
-        .is_none();
-        if present {
+    pub(crate) fn note_for_away_summary(&mut self, net_id: i64, n: &Notifiable) {
+        if !n.for_summary {
             return;
         }
         let Some(net) = self.networks.get(&net_id) else {
             return;
         };
-        let (Some(source), Some(raw_target), Some(raw_text)) =
-            (msg.source.as_deref(), msg.param(0), msg.param(1))
-        else {
-            return;
-        };
-        let (nick, user, host) = split_source(source);
-        // `@#chan` (STATUSMSG) is a message in #chan.
-        let statusmsg = net.isupport.get("STATUSMSG").flatten().unwrap_or("");
-        let unprefixed = raw_target.trim_start_matches(|c| statusmsg.contains(c));
-        let direct = !net.is_channel(unprefixed);
-        let target = if direct { nick } else { unprefixed };
-        let (kind, text) = Kind::classify(msg.command == "NOTICE", raw_text);
-        let plain = crate::history::classify::strip_formatting(text);
-        let time = message_time(msg);
-        let incoming = Incoming {
-            network: net_id,
-            target,
-            sender: Sender { nick, user, host },
-            own_nick: &net.nick,
-            text: &plain,
-            direct,
-            kind,
-            time: chrono::DateTime::from_timestamp_millis(time).unwrap_or_else(chrono::Utc::now),
-        };
-        if decide(&self.notify_rules, &incoming).is_none() {
-            return;
-        }
+        let plain = crate::history::classify::strip_formatting(&n.text);
         let entry = AwayEntry {
             network_id: net_id,
-            network: net.name().to_string(),
-            target: target.to_string(),
-            folded: net.casemapping.fold(target),
-            sender: nick.to_string(),
-            direct,
+            network: n.network.clone(),
+            target: n.target.clone(),
+            folded: net.casemapping.fold(&n.target),
+            sender: n.sender.clone(),
+            direct: n.direct,
             text: truncate(&plain, MAX_TEXT),
-            time,
+            time: n.time,
         };
         let networks = &self.networks;
         self.away_summary.record(entry, |e| is_read(networks, e));

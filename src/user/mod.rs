@@ -21,6 +21,7 @@ pub(crate) mod manage;
 pub mod monitor;
 mod net_metrics;
 pub mod network;
+mod notify_decide;
 pub mod notify_out;
 mod presence;
 pub mod record_change;

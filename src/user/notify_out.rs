@@ -5,10 +5,9 @@
 //!   `WEBPUSH REGISTER` / `UNREGISTER`, BouncerServ `notify webhook`, or
 //!   the notifier (a subscription gone, `UserEvent::NotifyDestinationsChanged`)
 //!   change them.
-//! - For every PRIVMSG/NOTICE relayed from an upstream and stored, the
-//!   rules decide ([`crate::notify::rules::decide`]); a notifiable one
-//!   becomes one [`Job`] for all of the user's destinations, handed to the
-//!   server's notifier without waiting ([`crate::delivery::NotifierHandle::submit`]).
+//! - A message that notifies ([`super::notify_decide`]) becomes one
+//!   [`Job`] for all of the user's destinations, handed to the server's
+//!   notifier without waiting ([`crate::delivery::NotifierHandle::submit`]).
 //!   One job per message, so one delivery per subscription, however many
 //!   clients are attached.
 //! - The [`crate::delivery::activity`] record the notifier checks at send
@@ -16,16 +15,12 @@
 //!   every event), and read markers (seeded at start, then every
 //!   `MARKREAD` that moves one).
 
-use chrono::{TimeZone, Utc};
-
 use crate::delivery::queue::Job;
 use crate::delivery::{Destination, Notification, WebPushSubscription, WebhookConfig};
-use crate::history::classify::Classified;
-use crate::notify::ignore::Sender;
-use crate::notify::rules::{Incoming, Kind, Reason, decide};
+use crate::notify::rules::Reason;
 use crate::proto::Message;
-use crate::proto::message::split_source;
 use crate::user::UserActor;
+use crate::user::notify_decide::Notifiable;
 
 /// The cached destinations of one user.
 #[derive(Debug, Clone, Default)]
@@ -87,68 +82,26 @@ impl UserActor {
         }
     }
 
-    /// Decides whether the upstream message `msg`, stored as `c`, notifies,
-    /// and hands it to the notifier if so.
-    pub(crate) fn consider_notification(&self, net_id: i64, msg: &Message, c: &Classified) {
-        if c.event || !(msg.command == "PRIVMSG" || msg.command == "NOTICE") {
+    /// Hands a notifying message to the server's notifier, once for all of
+    /// the user's destinations, without waiting.
+    pub(crate) fn submit_notification(&self, msg: &Message, n: &Notifiable) {
+        if !n.for_delivery {
             return;
         }
-        // Messages inside a server batch are replayed history (chathistory
-        // or playback) or replies to a command, not news.
-        if msg.tag("batch").is_some() {
-            return;
-        }
-        if self.notify_destinations.is_empty() || self.notify_activity.is_active() {
-            return;
-        }
-        let (Some(net), Some(source), Some(raw_target), Some(text)) = (
-            self.networks.get(&net_id),
-            msg.source.as_deref(),
-            msg.param(0),
-            msg.param(1),
-        ) else {
-            return;
-        };
-        let (nick, user, host) = split_source(source);
-        let statusmsg = net.isupport.get("STATUSMSG").flatten().unwrap_or("");
-        let channel = raw_target.trim_start_matches(|ch| statusmsg.contains(ch));
-        let direct = !net.is_channel(channel);
-        let target = if direct { nick } else { channel };
-        let (kind, readable) = Kind::classify(msg.command == "NOTICE", text);
-        let time = msg
-            .tag("time")
-            .and_then(crate::proto::time::parse_server_time)
-            .unwrap_or_else(crate::proto::time::now_millis);
-        let Some(when) = Utc.timestamp_millis_opt(time).single() else {
-            return;
-        };
-        let incoming = Incoming {
-            network: net_id,
-            target,
-            sender: Sender { nick, user, host },
-            own_nick: &net.nick,
-            text: readable,
-            direct,
-            kind,
-            time: when,
-        };
-        let Some(reason) = decide(&self.notify_rules, &incoming) else {
-            return;
-        };
         let notification = Notification {
-            network: net.name().to_string(),
-            target: target.to_string(),
-            sender: nick.to_string(),
-            text: readable.to_string(),
-            time,
+            network: n.network.clone(),
+            target: n.target.clone(),
+            sender: n.sender.clone(),
+            text: n.text.clone(),
+            time: n.time,
             msgid: msg
                 .tag("msgid")
                 .filter(|m| !m.is_empty())
                 .map(str::to_string),
             line: Some(client_line(msg)),
-            urgent: !matches!(reason, Reason::ChannelAll),
+            urgent: !matches!(n.reason, Reason::ChannelAll),
         };
-        tracing::debug!(?reason, msgid = ?notification.msgid, "notifiable message");
+        tracing::debug!(reason = ?n.reason, msgid = ?notification.msgid, "notifiable message");
         self.shared.notifier.submit(Job {
             user_id: self.record.id,
             notification,

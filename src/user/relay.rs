@@ -106,14 +106,14 @@ impl UserActor {
         if msg.tag("time").is_none() {
             msg.set_tag("time", crate::proto::time::now_server_time());
         }
-        self.note_for_away_summary(net_id, &msg);
-        if let Some(c) = &classified {
-            if msg.tag("msgid").is_none_or(str::is_empty) {
-                msg.set_tag("msgid", generate_msgid());
-            }
-            if !route.as_ref().is_some_and(|r| r.echo) {
-                self.consider_notification(net_id, &msg, c);
-            }
+        if classified.is_some() && msg.tag("msgid").is_none_or(str::is_empty) {
+            msg.set_tag("msgid", generate_msgid());
+        }
+        let live = classified.as_ref().is_some_and(|c| !c.event)
+            && !route.as_ref().is_some_and(|r| r.echo);
+        if let Some(n) = self.notifiable(net_id, &msg, live) {
+            self.note_for_away_summary(net_id, &n);
+            self.submit_notification(&msg, &n);
         }
         let store = self.shared.config.message_store;
         let Some(net) = self.networks.get_mut(&net_id) else {
